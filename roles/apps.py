@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RolesConfig(AppConfig):
+    name = "roles"
+    verbose_name = "Role sync"
