@@ -1,0 +1,77 @@
+"""Fixtures for the whole suite.
+
+Database: SQLite by default; `--db=postgres` runs the same tests on a throwaway
+PostgreSQL server started for the run (see tests/pgcluster.py).
+"""
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests import testdb
+from tests.pgcluster import PostgresCluster, find_bindir
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="database backend for the tests: sqlite (default) or postgres (starts a throwaway server)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--db") == "postgres" and find_bindir() is None:
+        raise pytest.UsageError(
+            "--db=postgres needs the PostgreSQL server binaries (initdb, postgres): install Debian's "
+            "postgresql package, or set PG_BINDIR"
+        )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("postgres_only") and item.config.getoption("--db") != "postgres":
+        pytest.skip("needs PostgreSQL: run with --db=postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster(request: pytest.FixtureRequest) -> Iterator[PostgresCluster]:
+    """A PostgreSQL server of this run's own (one per xdist worker)."""
+    if request.config.getoption("--db") != "postgres":
+        pytest.skip("needs PostgreSQL: run with --db=postgres")
+    cluster = PostgresCluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def _test_database_settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> None:
+    if request.config.getoption("--db") == "postgres":
+        cluster = request.getfixturevalue("postgres_cluster")
+        testdb.use_postgres(host=cluster.host, port=cluster.port, user=cluster.user)
+    else:
+        testdb.use_sqlite_file(tmp_path_factory.mktemp("sqlite") / "test.sqlite3")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(
+    _test_database_settings: None,
+    django_db_modify_db_settings_parallel_suffix: None,
+) -> None:
+    """pytest-django's hook for changing DATABASES before the test databases are created.
+
+    The order of the arguments matters: pytest sets them up in order, so the backend
+    is chosen first and the xdist suffix (test_guildhub_gw0 …) is then applied to it.
+    """
+
+
+@pytest.fixture
+def database_url(transactional_db: None) -> str:
+    """DATABASE_URL of the test database, for subprocesses (manage.py qcluster …) that must use it too.
+
+    It brings `transactional_db` along: a subprocess sees only committed rows, and on
+    SQLite a test transaction would hold the write lock the subprocess needs.
+    """
+    from django.db import connection
+
+    return testdb.database_url(connection.settings_dict)
