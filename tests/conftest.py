@@ -5,11 +5,15 @@ PostgreSQL server started for the run (see tests/pgcluster.py).
 """
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests import testdb
 from tests.pgcluster import PostgresCluster, find_bindir
+
+if TYPE_CHECKING:
+    from guildhub.emulator.server import EmulatorServer
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -75,3 +79,18 @@ def database_url(transactional_db: None) -> str:
     from django.db import connection
 
     return testdb.database_url(connection.settings_dict)
+
+
+@pytest.fixture
+def emulator() -> Iterator["EmulatorServer"]:
+    """A Discord API emulator on a free loopback port: two small guilds, fast rate limits."""
+    from guildhub.emulator.app import EmulatorOptions
+    from guildhub.emulator.server import EmulatorServer
+    from guildhub.emulator.state import GuildSpec, World
+
+    world = World(
+        seed=7,
+        guilds=[GuildSpec(name="Test Guild", members=300, channels=3, messages=250), GuildSpec(members=40)],
+    )
+    with EmulatorServer(world, profile="fast", options=EmulatorOptions(heartbeat_interval_ms=1000)) as server:
+        yield server

@@ -1,0 +1,1 @@
+"""A Discord API emulator that real discord.py talks to unchanged."""
