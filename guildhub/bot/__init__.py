@@ -1,0 +1,1 @@
+"""The gateway bot behind `manage.py runbot`: Discord events in, GuildHub services out."""
