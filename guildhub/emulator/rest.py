@@ -463,20 +463,21 @@ async def interaction_callback(request: web.Request) -> web.Response:
     interaction.responses.append({"kind": "callback", **body})
     if bool_param(request.query, "with_response"):
         world = world_of(request)
-        message = webhook_message(world, interaction, body.get("data") or {})
-        return json_response(
-            {
-                "interaction": {
-                    "id": str(interaction.id),
-                    "type": 2,
-                    "activity_instance_id": None,
-                    "response_message_id": message["id"],
-                    "response_message_loading": body.get("type") == 5,
-                    "response_message_ephemeral": bool((body.get("data") or {}).get("flags", 0) & 64),
-                },
-                "resource": {"type": body["type"], "message": message},
-            }
-        )
+        data = body.get("data") or {}
+        answer: dict = {"interaction": {"id": str(interaction.id), "type": 2, "activity_instance_id": None}}
+        # Discord's spec knows a `resource` only for a message (4), a message update (7)
+        # and an activity launch (12); deferrals, modals and pongs get the interaction
+        # alone, and only responses that show a message name it (response_message_*).
+        if body["type"] in (4, 5, 7):
+            message = webhook_message(world, interaction, data)
+            answer["interaction"].update(
+                response_message_id=message["id"],
+                response_message_loading=body["type"] == 5,
+                response_message_ephemeral=bool(data.get("flags", 0) & 64),
+            )
+            if body["type"] != 5:
+                answer["resource"] = {"type": body["type"], "message": message}
+        return json_response(answer)
     return no_content()
 
 
