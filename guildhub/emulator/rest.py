@@ -496,7 +496,8 @@ def webhook_message(world: World, interaction, data: dict) -> dict:
         "mentions": [],
         "mention_roles": [],
         "attachments": [],
-        "embeds": data.get("embeds", []),
+        # Discord stores what a bot sends as a "rich" embed and says so in every embed it returns.
+        "embeds": [{"type": "rich", **embed} for embed in data.get("embeds") or []],
         "pinned": False,
         "flags": data.get("flags", 0),
         "components": [],
