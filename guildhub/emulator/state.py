@@ -324,6 +324,7 @@ class Guild:
             "max_members": 500000,
             "vanity_url_code": None,
             "description": None,
+            "home_header": None,
             "banner": None,
             "premium_tier": 0,
             "premium_subscription_count": 0,
