@@ -43,7 +43,14 @@ def cloudflare_ban(seconds: float) -> web.Response:
 
 
 def too_many(retry_after: float, headers: dict[str, str], *, is_global: bool) -> web.Response:
-    body = {"message": "You are being rate limited.", "retry_after": round(retry_after, 3), "global": is_global}
+    # Discord's spec requires `code` on every error body, 429s included (some limits send
+    # their own code, e.g. 40062); 0 is the general code, which discord.py assumes when absent.
+    body = {
+        "message": "You are being rate limited.",
+        "retry_after": round(retry_after, 3),
+        "global": is_global,
+        "code": 0,
+    }
     return json_response(body, status=429, headers=headers)
 
 
