@@ -159,3 +159,15 @@ LOGGING = {
         "aiohttp.access": {"level": "WARNING"},
     },
 }
+
+# Every process using one bot token shares this many requests per second
+# (Discord allows 50; the rest is headroom for the bot's own traffic).
+DISCORD_GLOBAL_RATE_LIMIT = env.int("DISCORD_GLOBAL_RATE_LIMIT", default=45)
+# Whole-call retries of transient Discord failures: count, first delay, cap (seconds).
+DISCORD_RETRIES = env.int("DISCORD_RETRIES", default=3)
+DISCORD_RETRY_BASE = env.float("DISCORD_RETRY_BASE", default=1.0)
+DISCORD_RETRY_CAP = env.float("DISCORD_RETRY_CAP", default=30.0)
+
+# Sync runs hold a lease they renew after every page; a run whose lease expired
+# (its worker died) is handed to another worker by the reaper.
+SYNC_LEASE_SECONDS = env.int("SYNC_LEASE_SECONDS", default=120)

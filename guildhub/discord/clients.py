@@ -2,18 +2,42 @@
 
 discord.py keeps its REST base URL in a class attribute (`discord.http.Route.BASE`);
 it is set here and nowhere else. Workers and commands use REST-only clients (no
-gateway); the bot builds a gateway client from the same settings.
+gateway); the bot builds a gateway client from the same settings. Both carry the
+shared rate limiter (see ratelimit.py) through aiohttp's request tracing.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 import discord
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 
-from guildhub.discord.errors import DiscordNotConfigured
+from guildhub.discord.errors import DiscordNotConfigured, translate
+from guildhub.discord.ratelimit import SharedRateLimiter
+
+T = TypeVar("T")
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run Discord work from synchronous code (commands, tasks).
+
+    The ORM calls it makes run in asgiref's worker thread; their connections are
+    closed at the end so none outlives the call.
+    """
+
+    async def main() -> T:
+        try:
+            return await coro
+        finally:
+            await sync_to_async(connections.close_all)()
+
+    return asyncio.run(main())
 
 
 def apply_api_base(base: str | None = None) -> str:
@@ -31,7 +55,7 @@ def bot_token(token: str | None = None) -> str:
 
 
 def rest_intents() -> discord.Intents:
-    # REST calls ignore intents; members is on so the same client can chunk if asked.
+    # REST calls ignore intents; discord.py refuses member listing without this flag.
     intents = discord.Intents.none()
     intents.guilds = True
     intents.members = True
@@ -52,16 +76,27 @@ def build_gateway_client(client_class: type[discord.Client] = discord.Client, **
     options.setdefault("intents", gateway_intents())
     options.setdefault("member_cache_flags", discord.MemberCacheFlags.none())
     options.setdefault("chunk_guilds_at_startup", False)
+    if "http_trace" not in options and settings.DISCORD_TOKEN:
+        options["http_trace"] = SharedRateLimiter(settings.DISCORD_TOKEN).trace_config()
     return client_class(**options)
 
 
 @asynccontextmanager
-async def rest_client(token: str | None = None, api_base: str | None = None) -> AsyncIterator[discord.Client]:
+async def rest_client(
+    token: str | None = None, api_base: str | None = None, *, shared_limits: bool = True
+) -> AsyncIterator[discord.Client]:
     """A logged-in, REST-only client; closed on exit."""
     apply_api_base(api_base)
-    client = discord.Client(intents=rest_intents(), member_cache_flags=discord.MemberCacheFlags.none())
+    token = bot_token(token)
+    options = {}
+    if shared_limits:
+        options["http_trace"] = SharedRateLimiter(token).trace_config()
+    client = discord.Client(intents=rest_intents(), member_cache_flags=discord.MemberCacheFlags.none(), **options)
     try:
-        await client.login(bot_token(token))
+        try:
+            await client.login(token)
+        except (discord.DiscordException, OSError) as exc:
+            raise translate(exc) from exc
         yield client
     finally:
         await client.close()

@@ -91,7 +91,7 @@ def test_discord_py_finishes_a_long_paging_run_with_no_429_in_the_discord_profil
         guild_id = next(iter(world.guilds))
 
         async def page() -> int:
-            async with rest_client(token="any", api_base=server.api_base) as client:
+            async with rest_client(token="any", api_base=server.api_base, shared_limits=False) as client:
                 guild = await client.fetch_guild(guild_id)
                 return len([m async for m in guild.fetch_members(limit=None)])
 
@@ -115,7 +115,7 @@ def test_a_429_storm_is_survived_by_discord_py(emulator):
     guild = first_guild(emulator)
 
     async def fetch() -> str:
-        async with rest_client(token="any", api_base=emulator.api_base) as client:
+        async with rest_client(token="any", api_base=emulator.api_base, shared_limits=False) as client:
             return (await client.fetch_guild(guild.id)).name
 
     assert asyncio.run(fetch()) == guild.name

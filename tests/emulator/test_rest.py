@@ -62,7 +62,7 @@ def test_discord_py_logs_in_and_pages_through_every_member_of_a_50k_guild():
         guild_id = next(iter(world.guilds))
 
         async def fetch_all() -> tuple[str, list[int], int | None]:
-            async with rest_client(token="any", api_base=server.api_base) as client:
+            async with rest_client(token="any", api_base=server.api_base, shared_limits=False) as client:
                 guild = await client.fetch_guild(guild_id, with_counts=True)
                 ids = [member.id async for member in guild.fetch_members(limit=None)]
                 return str(client.user), ids, guild.approximate_member_count
@@ -148,7 +148,7 @@ def test_discord_py_reads_a_channels_whole_history_oldest_first(emulator):
     channel = next(c for c in guild.channels.values() if c.type == 0)
 
     async def read() -> list[int]:
-        async with rest_client(token="any", api_base=emulator.api_base) as client:
+        async with rest_client(token="any", api_base=emulator.api_base, shared_limits=False) as client:
             text_channel = await client.fetch_channel(channel.id)
             return [m.id async for m in text_channel.history(limit=None, oldest_first=True)]
 
@@ -165,7 +165,7 @@ def test_role_changes_respect_the_bots_role_hierarchy_and_keep_the_audit_reason(
     above = next(r for r in guild.roles if r["name"] == "Owner")
 
     async def change() -> int:
-        async with rest_client(token="any", api_base=emulator.api_base) as client:
+        async with rest_client(token="any", api_base=emulator.api_base, shared_limits=False) as client:
             dguild = await client.fetch_guild(guild.id)
             dmember = await dguild.fetch_member(uid)
             await dmember.add_roles(discord.Object(int(below["id"])), reason="sync: rule Moderators")
@@ -193,7 +193,7 @@ def test_patch_member_sets_nick_and_whole_role_list(emulator):
 
 def test_slash_commands_register_through_discord_py(emulator):
     async def register() -> list[str]:
-        async with rest_client(token="any", api_base=emulator.api_base) as client:
+        async with rest_client(token="any", api_base=emulator.api_base, shared_limits=False) as client:
             tree = discord.app_commands.CommandTree(client)
 
             @tree.command(name="sync", description="Sync members now")

@@ -1,0 +1,141 @@
+"""Guild, role and member reads from Discord, returned as plain data.
+
+Raw JSON from discord.py's HTTP client is turned into small dataclasses: no
+discord.py model objects (and no member cache) for a million members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import discord
+
+from guildhub.discord.errors import translate
+from guildhub.discord.retry import RetryPolicy, call_with_retries
+
+
+@dataclass(frozen=True, slots=True)
+class GuildInfo:
+    id: int
+    name: str
+    icon: str
+    approximate_member_count: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RoleData:
+    id: int
+    name: str
+    position: int
+    colour: int
+    managed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MemberData:
+    user_id: int
+    username: str
+    global_name: str | None
+    nick: str | None
+    display_name: str
+    is_bot: bool
+    avatar: str | None
+    role_ids: tuple[str, ...]
+    joined_at: datetime | None
+
+
+def _clip(value: str | None, length: int = 100) -> str | None:
+    # Discord caps names at 32 characters; a stand-in or a future change must not break our columns.
+    return value[:length] if isinstance(value, str) else None
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def member_from_json(data: dict) -> MemberData:
+    """A member from Discord's guild member object (REST, gateway chunks and events)."""
+    user = data["user"]
+    username = _clip(user.get("username")) or str(user["id"])
+    global_name = _clip(user.get("global_name")) or None
+    nick = _clip(data.get("nick")) or None
+    return MemberData(
+        user_id=int(user["id"]),
+        username=username,
+        global_name=global_name,
+        nick=nick,
+        # Discord's display name: nickname, else global name, else username.
+        display_name=nick or global_name or username,
+        is_bot=bool(user.get("bot", False)),
+        avatar=_clip(data.get("avatar") or user.get("avatar"), 64),
+        role_ids=tuple(sorted({str(r) for r in data.get("roles", [])}, key=int)),
+        joined_at=_parse_time(data.get("joined_at")),
+    )
+
+
+def role_from_json(data: dict) -> RoleData:
+    return RoleData(
+        id=int(data["id"]),
+        name=_clip(data.get("name")) or "",
+        position=int(data.get("position", 0)),
+        colour=int(data.get("color", 0)),
+        managed=bool(data.get("managed", False)),
+    )
+
+
+class GuildReader:
+    """Reads one guild through a logged-in discord.py client, with retries."""
+
+    def __init__(self, client: discord.Client, guild_id: int, *, policy: RetryPolicy, on_retry=None) -> None:
+        self.http = client.http
+        self.guild_id = guild_id
+        self.policy = policy
+        self.on_retry = on_retry
+
+    async def _call(self, action: str, fn):
+        try:
+            return await call_with_retries(fn, policy=self.policy, on_retry=self.on_retry)
+        except (discord.DiscordException, OSError, TimeoutError) as exc:
+            raise translate(exc, guild_id=self.guild_id, action=action) from exc
+
+    async def guild(self) -> GuildInfo:
+        data = await self._call("get_guild", lambda: self.http.get_guild(self.guild_id, with_counts=True))
+        return GuildInfo(
+            id=int(data["id"]),
+            name=_clip(data.get("name")) or str(data["id"]),
+            icon=data.get("icon") or "",
+            approximate_member_count=data.get("approximate_member_count"),
+        )
+
+    async def roles(self) -> list[RoleData]:
+        data = await self._call("get_roles", lambda: self.http.get_roles(self.guild_id))
+        return [role_from_json(r) for r in data]
+
+    async def member_page(self, *, after: int, limit: int) -> list[MemberData]:
+        """One page of `GET /guilds/{id}/members`, ascending user id after `after`."""
+        data = await self._call("list_members", lambda: self.http.get_members(self.guild_id, limit, after or None))
+        return [member_from_json(m) for m in data]
+
+    async def member_pages(self, *, after: int, limit: int) -> AsyncIterator[list[MemberData]]:
+        while True:
+            page = await self.member_page(after=after, limit=limit)
+            if page:
+                yield page
+            if len(page) < limit:
+                return
+            after = page[-1].user_id
+
+    async def search(self, query: str, *, limit: int = 25) -> list[MemberData]:
+        # discord.py only searches over the gateway; this is the REST route.
+        route = discord.http.Route("GET", "/guilds/{guild_id}/members/search", guild_id=self.guild_id)
+        data = await self._call(
+            "search_members", lambda: self.http.request(route, params={"query": query, "limit": limit})
+        )
+        return [member_from_json(m) for m in data]
