@@ -70,8 +70,13 @@ def gateway_intents() -> discord.Intents:
     return intents
 
 
-def build_gateway_client(client_class: type[discord.Client] = discord.Client, **options) -> discord.Client:
-    """A gateway client that never caches members: big guilds are streamed to the database."""
+def build_gateway_client(client_class: type[discord.Client] = discord.AutoShardedClient, **options) -> discord.Client:
+    """A gateway client that never caches members: big guilds are streamed to the database.
+
+    Sharded by default: only the sharded client asks `GET /gateway/bot` for the
+    gateway URL (and shard count), as Discord wants; the plain client dials
+    discord.py's built-in gateway address.
+    """
     apply_api_base()
     options.setdefault("intents", gateway_intents())
     options.setdefault("member_cache_flags", discord.MemberCacheFlags.none())

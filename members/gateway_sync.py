@@ -1,0 +1,187 @@
+"""The gateway strategy: a whole guild streamed by REQUEST_GUILD_MEMBERS chunks.
+
+The fastest way to fill the cache for a large guild: Discord pushes chunks of
+up to 1000 members over the bot's existing connection, with no REST pages and
+no per-page rate limit. Chunks are written by one database thread while the
+socket keeps reading; when writes fall behind, the reader waits for them, so
+memory stays bounded whatever the guild's size. Chunks come in no particular
+order, so departures are computed at the end from the ids seen (8 bytes each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from array import array
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import discord
+from asgiref.sync import sync_to_async
+from django.db import connections, transaction
+from django.utils import timezone
+
+from guildhub.discord.chunks import install_chunk_handler, request_all_members
+from guildhub.discord.guilds import MemberData, member_from_json
+from members import services
+from members.models import Guild, Member
+from members.sync import PROGRESS_FIELDS, Progress, worker_name
+from syncjobs import services as jobs
+from syncjobs.models import SyncJob
+
+log = logging.getLogger(__name__)
+
+# Chunks handed to the database thread before the socket reader waits for it.
+MAX_CHUNKS_IN_FLIGHT = 4
+
+
+class ChunkedMemberSync:
+    """One gateway member-sync run of one job, over an already connected client."""
+
+    def __init__(
+        self, job: SyncJob, client: discord.Client, *, progress: Progress | None = None, timeout: float = 600.0
+    ) -> None:
+        self.job = job
+        self.guild_id = job.guild_id
+        self.client = client
+        self.progress = progress
+        self.timeout = timeout
+        self.nonce = secrets.token_hex(8)
+        self.seen = array("q")
+        self.received = 0
+        self.chunk_count: int | None = None
+        self.done = asyncio.Event()
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"chunks-{self.guild_id}")
+        self.in_flight: deque[Future] = deque()
+        self.started_at = timezone.now()
+
+    # -- in the database thread ------------------------------------------
+
+    def _write_chunk(self, members: list[MemberData]) -> None:
+        now = timezone.now()
+        with transaction.atomic():
+            known = services.existing_user_ids(self.guild_id, (m.user_id for m in members))
+            written = services.upsert_members(self.guild_id, members, now=now)
+            job = self.job
+            job.processed += len(members)
+            job.created_count += len(written - known)
+            job.updated_count += len(written & known)
+            jobs.save_progress(job, ["processed", "created_count", "updated_count"])
+        if self.progress:
+            self.progress(job)
+
+    def _complete(self) -> None:
+        """Mark departed the present members no chunk mentioned, then finish the job."""
+        seen = array("q", sorted(self.seen))
+        now = timezone.now()
+        missing = []
+        present = Member.objects.filter(guild_id=self.guild_id, departed_at__isnull=True).order_by("user_id")
+        for user_id in present.values_list("user_id", flat=True).iterator(chunk_size=5000):
+            index = bisect_left(seen, user_id)
+            if index == len(seen) or seen[index] != user_id:
+                missing.append(user_id)
+        with transaction.atomic():
+            self.job.departed_count = services.mark_departed(
+                self.guild_id, missing, seen_before=self.started_at, now=now
+            )
+            Guild.objects.filter(pk=self.guild_id).update(last_synced_at=now)
+            jobs.finish(self.job, SyncJob.Status.SUCCEEDED, fields=[*PROGRESS_FIELDS, "departed_count"])
+
+    def _close_thread_connections(self) -> None:
+        connections.close_all()
+
+    # -- in the event loop -----------------------------------------------
+
+    def on_chunk(self, data: dict) -> bool:
+        """The raw chunk parser: take our chunks, hand them to the database thread."""
+        if data.get("nonce") != self.nonce or int(data.get("guild_id", 0)) != self.guild_id:
+            return False
+        members = [member_from_json(m) for m in data.get("members", [])]
+        self.seen.extend(m.user_id for m in members)
+        self.received += 1
+        self.chunk_count = int(data.get("chunk_count", 1))
+        self.in_flight.append(self.writer.submit(self._write_chunk, members))
+        # Backpressure: wait for the database rather than buffer the guild in memory.
+        while len(self.in_flight) > MAX_CHUNKS_IN_FLIGHT:
+            self.in_flight.popleft().result()
+        if self.received >= self.chunk_count:
+            self.done.set()
+        return True
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.in_flight:
+            await asyncio.wrap_future(self.in_flight.popleft(), loop=loop)
+
+    async def _in_writer(self, fn: Callable, *args):
+        return await asyncio.wrap_future(self.writer.submit(fn, *args))
+
+    async def run(self) -> SyncJob:
+        uninstall = install_chunk_handler(self.client, self.on_chunk)
+        try:
+            expected = await sync_to_async(lambda: Guild.objects.get(pk=self.guild_id).approximate_member_count)()
+            self.job.expected = expected
+            await request_all_members(self.client, self.guild_id, nonce=self.nonce)
+            await asyncio.wait_for(self.done.wait(), self.timeout)
+            await self._drain()
+            await self._in_writer(self._complete)
+            return self.job
+        except jobs.LeaseLost:
+            log.warning("gateway sync job %s: lease lost", self.job.pk)
+            return self.job
+        except Exception as exc:
+            log.exception("gateway sync job %s failed", self.job.pk)
+            message = "no member chunks arrived in time" if isinstance(exc, TimeoutError) else str(exc)
+            await self._in_writer(
+                lambda: jobs.finish(self.job, SyncJob.Status.FAILED, message=message, fields=PROGRESS_FIELDS)
+            )
+            return self.job
+        finally:
+            uninstall()
+            await self._in_writer(self._close_thread_connections)
+            self.writer.shutdown(wait=False)
+
+
+async def run_chunked_member_sync(
+    job_id: int, client: discord.Client, *, owner: str | None = None, progress: Progress | None = None
+) -> SyncJob:
+    """Claim job `job_id` and stream the guild's members over `client`'s gateway connection."""
+    job = await sync_to_async(jobs.claim)(job_id, owner or worker_name())
+    if job is None:
+        return await sync_to_async(SyncJob.objects.select_related("guild").get)(pk=job_id)
+    return await ChunkedMemberSync(job, client, progress=progress).run()
+
+
+async def sync_members_over_gateway(
+    job_id: int, *, token: str | None = None, progress: Progress | None = None, connect_timeout: float = 60.0
+) -> SyncJob:
+    """Connect a gateway client just for this run (CLI, benchmarks), stream the guild, disconnect."""
+    from guildhub.discord.clients import bot_token, build_gateway_client
+    from guildhub.discord.errors import translate
+
+    client = build_gateway_client()
+    runner = asyncio.create_task(client.start(bot_token(token)))
+    ready = asyncio.create_task(client.wait_until_ready())
+    try:
+        finished, _ = await asyncio.wait({runner, ready}, timeout=connect_timeout, return_when=asyncio.FIRST_COMPLETED)
+        if ready not in finished:
+            error = runner.exception() if runner in finished else TimeoutError("gateway not ready in time")
+            message = str(translate(error)) if isinstance(error, discord.DiscordException) else str(error)
+            if isinstance(error, discord.PrivilegedIntentsRequired):
+                message = (
+                    "The gateway refused the Server Members intent (4014): enable it in the Discord Developer "
+                    "Portal → your application → Bot → Privileged Gateway Intents."
+                )
+            job = await sync_to_async(SyncJob.objects.select_related("guild").get)(pk=job_id)
+            await sync_to_async(jobs.finish)(job, SyncJob.Status.FAILED, message=message)
+            return job
+        return await run_chunked_member_sync(job_id, client, progress=progress)
+    finally:
+        ready.cancel()
+        await client.close()
+        if not runner.done():
+            runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)

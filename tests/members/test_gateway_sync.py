@@ -1,0 +1,48 @@
+"""The gateway strategy: whole guilds streamed as member chunks into the cache."""
+
+import pytest
+
+from guildhub.discord.clients import run_async
+from members.gateway_sync import sync_members_over_gateway
+from members.models import Guild, Member
+from syncjobs import services as jobs
+from syncjobs.models import SyncJob
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def gateway_sync(guild: Guild) -> SyncJob:
+    job, _ = jobs.request_sync(guild=guild, trigger=SyncJob.Trigger.CLI, strategy="gateway")
+    return run_async(sync_members_over_gateway(job.pk))
+
+
+def test_gateway_chunks_fill_the_cache_like_rest_pages(discord_settings, emulator, emulator_guild):
+    guild = Guild.objects.create(id=emulator_guild.id, name=emulator_guild.name, approximate_member_count=301)
+    job = gateway_sync(guild)
+    assert job.status == SyncJob.Status.SUCCEEDED, job.error_message
+    assert job.processed == job.created_count == 301
+    cached = set(Member.objects.filter(guild=guild).values_list("user_id", flat=True))
+    assert cached == set(emulator_guild.iter_member_ids())
+    assert emulator.world.counters.member_chunk_requests == 1
+
+
+def test_gateway_resync_marks_leavers_departed_and_writes_only_changes(discord_settings, emulator, emulator_guild):
+    guild = Guild.objects.create(id=emulator_guild.id, name=emulator_guild.name)
+    gateway_sync(guild)
+    members = emulator_guild.list_members(after=0, limit=20)
+    leaver, renamed = int(members[3]["user"]["id"]), int(members[4]["user"]["id"])
+    emulator.call(emulator.world.remove_member, emulator_guild, leaver)
+    emulator.call(emulator.world.update_member, emulator_guild, renamed, {"global_name": "New Name"})
+    job = gateway_sync(guild)
+    assert job.status == SyncJob.Status.SUCCEEDED
+    assert (job.updated_count, job.departed_count) == (1, 1)
+    assert Member.objects.get(guild=guild, user_id=leaver).departed_at is not None
+    assert Member.objects.get(guild=guild, user_id=renamed).global_name == "New Name"
+
+
+def test_gateway_sync_without_the_members_intent_fails_clearly(discord_settings, emulator, emulator_guild):
+    emulator.world.members_intent_enabled = False
+    guild = Guild.objects.create(id=emulator_guild.id, name=emulator_guild.name)
+    job = gateway_sync(guild)
+    assert job.status == SyncJob.Status.FAILED
+    assert "Server Members intent" in job.error_message
