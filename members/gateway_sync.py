@@ -24,8 +24,8 @@ from asgiref.sync import sync_to_async
 from django.db import connections, transaction
 from django.utils import timezone
 
-from guildhub.discord.chunks import install_chunk_handler, request_all_members
 from guildhub.discord.guilds import MemberData, member_from_json
+from guildhub.discord.rawevents import install_raw_handler, request_all_members
 from members import services
 from members.models import Guild, Member
 from members.sync import PROGRESS_FIELDS, Progress, worker_name
@@ -120,7 +120,7 @@ class ChunkedMemberSync:
         return await asyncio.wrap_future(self.writer.submit(fn, *args))
 
     async def run(self) -> SyncJob:
-        uninstall = install_chunk_handler(self.client, self.on_chunk)
+        uninstall = install_raw_handler(self.client, "GUILD_MEMBERS_CHUNK", self.on_chunk)
         try:
             expected = await sync_to_async(lambda: Guild.objects.get(pk=self.guild_id).approximate_member_count)()
             self.job.expected = expected

@@ -146,3 +146,8 @@ def apply_member_removal(guild_id: int, user_id: int, *, now: datetime | None = 
             departed_at=now, updated_at=now, last_seen_at=now
         )
     )
+
+
+def deactivate_guild(guild_id: int) -> None:
+    """The bot left the guild: keep its cache for history, stop syncing it."""
+    Guild.objects.filter(pk=guild_id).update(is_active=False)

@@ -94,3 +94,19 @@ def emulator() -> Iterator["EmulatorServer"]:
     )
     with EmulatorServer(world, profile="fast", options=EmulatorOptions(heartbeat_interval_ms=1000)) as server:
         yield server
+
+
+@pytest.fixture
+def discord_settings(settings, emulator):
+    """Point GuildHub at the test emulator, with quick retries."""
+    settings.DISCORD_TOKEN = "test-token"
+    settings.DISCORD_API_BASE = emulator.api_base
+    settings.DISCORD_RETRY_BASE = 0.01
+    settings.DISCORD_RETRY_CAP = 0.05
+    return settings
+
+
+@pytest.fixture
+def emulator_guild(emulator):
+    """The emulator's first guild (300 generated members and the bot)."""
+    return next(iter(emulator.world.guilds.values()))
