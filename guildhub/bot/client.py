@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from guildhub.bot.commands import GuildHubCommands
+from guildhub.discord.clients import GatewayClient
 from guildhub.discord.guilds import GuildInfo, member_from_json
 from guildhub.discord.rawevents import install_raw_handler
 from members import services
@@ -41,12 +42,11 @@ def guild_info(guild: discord.Guild) -> GuildInfo:
     )
 
 
-class GuildHubBot(discord.AutoShardedClient):
+class GuildHubBot(GatewayClient):
     """Gateway client built by `guildhub.discord.clients.build_gateway_client(GuildHubBot)`.
 
-    AutoShardedClient rather than Client: it asks `GET /gateway/bot` for the gateway
-    URL and shard count, so the gateway follows DISCORD_API_BASE (the emulator, or
-    Discord), where a plain Client connects to a hard-coded wss://gateway.discord.gg.
+    Sharded (see GatewayClient), so every gateway connection follows
+    `GET /gateway/bot` at DISCORD_API_BASE: the emulator, or Discord.
     """
 
     def __init__(self, **options) -> None:
@@ -60,6 +60,7 @@ class GuildHubBot(discord.AutoShardedClient):
     # -- lifecycle ---------------------------------------------------------
 
     async def setup_hook(self) -> None:
+        await super().setup_hook()
         for event, handler in (
             ("GUILD_MEMBER_ADD", self.on_raw_member_upsert),
             ("GUILD_MEMBER_UPDATE", self.on_raw_member_upsert),

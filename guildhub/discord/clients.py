@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import discord
+import yarl
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
@@ -70,12 +71,25 @@ def gateway_intents() -> discord.Intents:
     return intents
 
 
-def build_gateway_client(client_class: type[discord.Client] = discord.AutoShardedClient, **options) -> discord.Client:
+class GatewayClient(discord.AutoShardedClient):
+    """A sharded gateway client whose every connection follows `GET /gateway/bot`.
+
+    discord.py asks `/gateway/bot` only when it launches shards; a session
+    Discord invalidates (op 9) is re-identified at its built-in default address.
+    Learning the URL once at start-up makes that default the one Discord gave us.
+    """
+
+    async def setup_hook(self) -> None:
+        _, url, _ = await self.http.get_bot_gateway()
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+
+
+def build_gateway_client(client_class: type[discord.Client] = GatewayClient, **options) -> discord.Client:
     """A gateway client that never caches members: big guilds are streamed to the database.
 
     Sharded by default: only the sharded client asks `GET /gateway/bot` for the
     gateway URL (and shard count), as Discord wants; the plain client dials
-    discord.py's built-in gateway address.
+    discord.py's built-in gateway address. Pass a GatewayClient subclass.
     """
     apply_api_base()
     options.setdefault("intents", gateway_intents())

@@ -114,3 +114,17 @@ def test_sync_slash_command_queues_a_run_and_answers_ephemerally(discord_setting
     job = SyncJob.objects.filter(guild_id=emulator_guild.id, trigger="bot", status="queued").get()
     assert job.strategy == "rest"
     assert emulator.world.commands[None][0]["name"] == "guildhub"
+
+
+def test_bot_reidentifies_at_the_gateway_discord_gave_after_an_invalid_session(discord_settings, emulator):
+    world = emulator.world
+    guild = next(iter(world.guilds.values()))
+
+    async def scenario(bot):
+        await eventually(lambda: world.counters.gateway_identifies == 1)
+        await asyncio.to_thread(http, "POST", f"{emulator.url}/_emulator/gateway/invalidate", {"resumable": False})
+        await eventually(lambda: world.counters.gateway_identifies == 2, timeout=20)
+        await asyncio.to_thread(emulator.call, world.add_member, guild, username="after_reidentify")
+        await eventually(lambda: Member.objects.filter(username="after_reidentify").exists(), timeout=5)
+
+    run_async(with_bot(scenario))
