@@ -191,7 +191,12 @@ def _initdb(bindir: Path, root: Path, run_as: pwd.struct_passwd | None) -> None:
 def _spawn_server(
     bindir: Path, root: Path, sockets: Path, port: int, run_as: pwd.struct_passwd | None
 ) -> subprocess.Popen[bytes]:
+    # If the test run is killed before its teardown (SIGKILL, `timeout`), the kernel
+    # sends the server SIGINT (fast shutdown) instead of leaving it running.
+    # setpriv (util-linux) sets that and execs, so the server keeps our child's pid.
+    setpriv = shutil.which("setpriv")
     command = [
+        *([setpriv, "--pdeathsig", "INT", "--"] if setpriv else []),
         str(bindir / "postgres"),
         "-D",
         str(root / "data"),
