@@ -110,3 +110,16 @@ def discord_settings(settings, emulator):
 def emulator_guild(emulator):
     """The emulator's first guild (300 generated members and the bot)."""
     return next(iter(emulator.world.guilds.values()))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A throwaway Redis server (`.ci/run` installs redis-server; skipped where it is missing)."""
+    from tests.redisserver import RedisServer
+
+    try:
+        server = RedisServer.start()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    yield server.url
+    server.stop()

@@ -5,7 +5,7 @@ one process. This layer sits on top, through aiohttp's request tracing (a public
 discord.py option): before each request it takes a slot from the global budget
 and waits out any bucket another process saw exhausted; after each response it
 records what the headers say. The store is the database by default and Redis
-(through Django's cache) when REDIS_URL is set.
+when REDIS_URL is set.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import hashlib
 import random
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiohttp
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
 from guildhub.models import RateLimitBucket
@@ -67,27 +67,26 @@ class RateLimitStore(Protocol):
 
 
 class DatabaseStore:
-    """Windows and blocks in the RateLimitBucket table, one short transaction each."""
+    """Sliding logs and blocks in the RateLimitBucket table, one short transaction each."""
 
     def take(self, key: str, limit: int, per: float, now: float) -> float:
-        """Take one slot of `limit` per `per` seconds; return 0, or seconds to wait."""
+        """Take one of `limit` slots per `per` seconds (sliding); return 0, or seconds to wait."""
         with transaction.atomic():
             row = RateLimitBucket.objects.select_for_update().filter(key=key).first()
             if row is None:
                 try:
                     with transaction.atomic():
-                        RateLimitBucket.objects.create(key=key, window_start=now, used=1)
+                        RateLimitBucket.objects.create(key=key, stamps=[now])
                     return 0.0
                 except IntegrityError:  # another process created it first
                     row = RateLimitBucket.objects.select_for_update().get(key=key)
             if row.blocked_until > now:
                 return row.blocked_until - now
-            if now - row.window_start >= per:
-                row.window_start, row.used = now, 0
-            if row.used >= limit:
-                return row.window_start + per - now
-            row.used += 1
-            row.save(update_fields=["window_start", "used"])
+            stamps = [t for t in row.stamps if t > now - per]
+            if len(stamps) >= limit:
+                return stamps[0] + per - now
+            row.stamps = [*stamps, now]
+            row.save(update_fields=["stamps"])
             return 0.0
 
     def block(self, key: str, until: float) -> None:
@@ -100,31 +99,57 @@ class DatabaseStore:
         return max(0.0, (until or 0.0) - now)
 
 
-class CacheStore:
-    """Windows and blocks in Django's cache: shared when the cache is Redis."""
+# Atomic in Redis: drop stamps older than the window, then take a slot or report the wait.
+SLIDING_LOG = """
+local key, now, per, limit, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - per)
+if redis.call('ZCARD', key) < limit then
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, math.ceil(per * 1000) + 1000)
+  return '0'
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return tostring(tonumber(oldest[2]) + per - now)
+"""
+
+# Atomic in Redis: a block only ever grows.
+BLOCK = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local until_ = tonumber(ARGV[1])
+if until_ > current then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', math.max(1, math.ceil((until_ - tonumber(ARGV[2])) * 1000) + 1000))
+end
+return 1
+"""
+
+
+class RedisStore:
+    """Sliding logs and blocks in Redis, shared by every process on every machine."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.redis = redis.Redis.from_url(url)
+        self._take = self.redis.register_script(SLIDING_LOG)
+        self._block = self.redis.register_script(BLOCK)
 
     def take(self, key: str, limit: int, per: float, now: float) -> float:
         blocked = self.blocked_for(key, now)
         if blocked:
             return blocked
-        window = int(now // per)
-        counter = f"rl:{key}:{window}"
-        cache.add(counter, 0, timeout=max(1, int(per * 2)))
-        if cache.incr(counter) <= limit:
-            return 0.0
-        return (window + 1) * per - now
+        member = f"{now:.6f}:{uuid.uuid4().hex[:8]}"
+        return float(self._take(keys=[f"guildhub:rl:{key}"], args=[now, per, limit, member]))
 
     def block(self, key: str, until: float) -> None:
-        current = cache.get(f"rl-block:{key}", 0.0)
-        if until > current:
-            cache.set(f"rl-block:{key}", until, timeout=max(1, int(until - time.time()) + 1))
+        self._block(keys=[f"guildhub:rl-block:{key}"], args=[until, time.time()])
 
     def blocked_for(self, key: str, now: float) -> float:
-        return max(0.0, cache.get(f"rl-block:{key}", 0.0) - now)
+        until = self.redis.get(f"guildhub:rl-block:{key}")
+        return max(0.0, float(until) - now) if until else 0.0
 
 
 def default_store() -> RateLimitStore:
-    return CacheStore() if settings.REDIS_URL else DatabaseStore()
+    return RedisStore(settings.REDIS_URL) if settings.REDIS_URL else DatabaseStore()
 
 
 class SharedRateLimiter:

@@ -13,8 +13,10 @@ class Migration(migrations.Migration):
             name="RateLimitBucket",
             fields=[
                 ("key", models.CharField(max_length=200, primary_key=True, serialize=False)),
-                ("window_start", models.FloatField(default=0.0, help_text="epoch seconds")),
-                ("used", models.PositiveIntegerField(default=0)),
+                (
+                    "stamps",
+                    models.JSONField(default=list, help_text="epoch seconds of the requests in the current window"),
+                ),
                 ("blocked_until", models.FloatField(default=0.0, help_text="epoch seconds; no request before this")),
             ],
         ),
