@@ -11,8 +11,9 @@ class RateLimitBucket(models.Model):
     """
 
     key = models.CharField(max_length=200, primary_key=True)
-    window_start = models.FloatField(default=0.0, help_text="epoch seconds")
-    used = models.PositiveIntegerField(default=0)
+    # A sliding log (times of the requests in the last window), not a fixed
+    # window: a fixed window lets twice the limit through across its edge.
+    stamps = models.JSONField(default=list, help_text="epoch seconds of the requests in the current window")
     blocked_until = models.FloatField(default=0.0, help_text="epoch seconds; no request before this")
 
     def __str__(self) -> str:

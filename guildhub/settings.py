@@ -171,3 +171,6 @@ DISCORD_RETRY_CAP = env.float("DISCORD_RETRY_CAP", default=30.0)
 # Sync runs hold a lease they renew after every page; a run whose lease expired
 # (its worker died) is handed to another worker by the reaper.
 SYNC_LEASE_SECONDS = env.int("SYNC_LEASE_SECONDS", default=120)
+
+# Seconds the member picker waits for Discord's live search when the cache has no answer.
+LIVE_SEARCH_TIMEOUT = env.float("LIVE_SEARCH_TIMEOUT", default=3.0)

@@ -110,6 +110,9 @@ class Member(models.Model):
     last_seen_at = models.DateTimeField(default=timezone.now)
     departed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
+    # Derived from the names for search (see members.search_text): written with them.
+    search_text = models.TextField(default="", editable=False)
+    sort_key = models.CharField(max_length=100, default="", editable=False, help_text="folded display name")
 
     objects = MemberQuerySet.as_manager()
 
@@ -120,10 +123,17 @@ class Member(models.Model):
             models.Index(fields=["guild", "departed_at"], name="member_guild_departed"),
             models.Index(fields=["guild", "username"], name="member_guild_username"),
             models.Index(fields=["guild", "display_name"], name="member_guild_display"),
+            models.Index(fields=["guild", "sort_key"], name="member_guild_sort_key"),
         ]
 
     def __str__(self) -> str:
         return f"{self.display_name} (@{self.username})"
+
+    def save(self, *args, **kwargs) -> None:
+        from members.search_text import search_fields
+
+        self.search_text, self.sort_key = search_fields(self.username, self.global_name, self.nick, self.display_name)
+        super().save(*args, **kwargs)
 
     @property
     def avatar_url(self) -> str:

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from guildhub.discord.guilds import GuildInfo, MemberData, RoleData
 from members.models import Guild, Member, Role
+from members.search_text import search_fields
 
 # The columns a sync compares: a row is rewritten only when one of them differs.
 DATA_COLUMNS = ("username", "global_name", "nick", "display_name", "is_bot", "avatar", "role_ids", "joined_at")
@@ -68,7 +69,17 @@ def upsert_members(guild_id: int, members: Sequence[MemberData], *, now: datetim
     ops = connection.ops
     table = connection.ops.quote_name(Member._meta.db_table)
     postgres = connection.vendor == "postgresql"
-    columns = ["guild_id", "user_id", *DATA_COLUMNS, "first_seen_at", "last_seen_at", "departed_at", "updated_at"]
+    columns = [
+        "guild_id",
+        "user_id",
+        *DATA_COLUMNS,
+        "search_text",
+        "sort_key",
+        "first_seen_at",
+        "last_seen_at",
+        "departed_at",
+        "updated_at",
+    ]
     json_placeholder = "%s::jsonb" if postgres else "%s"
     row = "(" + ", ".join(json_placeholder if c == "role_ids" else "%s" for c in columns) + ")"
     stamp = ops.adapt_datetimefield_value(now)
@@ -85,6 +96,7 @@ def upsert_members(guild_id: int, members: Sequence[MemberData], *, now: datetim
             m.avatar,
             json.dumps(list(m.role_ids)),
             ops.adapt_datetimefield_value(m.joined_at),
+            *search_fields(m.username, m.global_name, m.nick, m.display_name),
             stamp,
             stamp,
             None,
@@ -92,7 +104,7 @@ def upsert_members(guild_id: int, members: Sequence[MemberData], *, now: datetim
         ]
     differs = "IS DISTINCT FROM" if postgres else "IS NOT"
     changed = " OR ".join(f"{table}.{c} {differs} excluded.{c}" for c in DATA_COLUMNS)
-    assignments = ", ".join(f"{c} = excluded.{c}" for c in DATA_COLUMNS)
+    assignments = ", ".join(f"{c} = excluded.{c}" for c in (*DATA_COLUMNS, "search_text", "sort_key"))
     # Only constant column names and placeholders are interpolated; values go as parameters.
     sql = (
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * len(members))} "
