@@ -185,3 +185,31 @@ def test_sync_command_refuses_unknown_and_malformed_guilds_clearly(discord_setti
         call_command("sync", guild=["12abc"])
     with pytest.raises(CommandError, match="invite the bot"):
         call_command("sync", guild=["123456789012345678"])
+
+
+def test_sync_command_async_queues_for_the_cluster_and_a_second_call_joins(discord_settings, emulator_guild, capsys):
+    guild = Guild.objects.create(id=emulator_guild.id, name=emulator_guild.name)
+    call_command("sync", guild=[str(guild.id)], queue=True)
+    call_command("sync", guild=[str(guild.id)], queue=True)
+    out = capsys.readouterr().out
+    assert "queued" in out and "already queued" in out
+    job = SyncJob.objects.get(guild=guild)
+    assert (job.status, job.trigger) == ("queued", "cli")
+    from django_q.models import OrmQ
+
+    assert OrmQ.objects.count() == 1  # one task for the cluster, not two
+
+
+def test_sync_command_all_syncs_every_active_guild_and_exits_nonzero_on_failure(discord_settings, emulator):
+    first, second = list(emulator.world.guilds.values())
+    Guild.objects.create(id=first.id, name="one")
+    Guild.objects.create(id=second.id, name="two")
+    Guild.objects.create(id=123456789012345678, name="gone", is_active=False)  # skipped
+    call_command("sync", all=True)
+    assert Member.objects.filter(guild_id=first.id).count() == first.member_count
+    assert Member.objects.filter(guild_id=second.id).count() == second.member_count
+
+    emulator.world.members_intent_enabled = False
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("sync", all=True)
+    assert exit_info.value.code == 1
