@@ -36,15 +36,17 @@ def not_found(message: str) -> web.HTTPNotFound:
     return web.HTTPNotFound(text=json.dumps({"error": message}), content_type="application/json")
 
 
+def is_loopback(remote: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(remote or "").is_loopback
+    except ValueError:
+        return False
+
+
 @web.middleware
 async def loopback_only(request: web.Request, handler):
-    if request.path.startswith(PREFIX):
-        try:
-            loopback = ipaddress.ip_address(request.remote or "").is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise web.HTTPForbidden(text="the emulator control API answers on loopback only")
+    if request.path.startswith(PREFIX) and not is_loopback(request.remote):
+        raise web.HTTPForbidden(text="the emulator control API answers on loopback only")
     return await handler(request)
 
 
