@@ -24,6 +24,10 @@ from guildhub.discord.ratelimit import SharedRateLimiter
 
 T = TypeVar("T")
 
+# GuildHub never joins voice: discord.py's warnings about missing voice libraries are noise.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run Discord work from synchronous code (commands, tasks).

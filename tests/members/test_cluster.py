@@ -43,7 +43,9 @@ def qcluster(database_url: str, api_base: str):
     try:
         yield process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        # SIGTERM to the cluster's main process only: it stops its workers itself
+        # (a SIGTERM to the whole group can leave django-q2 hanging).
+        process.terminate()
         try:
             process.wait(20)
         except subprocess.TimeoutExpired:
@@ -57,7 +59,7 @@ def wait_for(check, *, timeout: float, process: subprocess.Popen) -> None:
         if process.poll() is not None:
             raise AssertionError(f"qcluster exited: {process.stdout.read().decode(errors='replace')[-3000:]}")
         if time.monotonic() > deadline:
-            os.killpg(process.pid, signal.SIGTERM)
+            process.terminate()
             output = process.communicate(timeout=20)[0].decode(errors="replace")
             raise AssertionError(f"not done within {timeout}s; qcluster said:\n{output[-3000:]}")
         time.sleep(0.25)
