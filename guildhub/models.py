@@ -1,6 +1,11 @@
-"""Project-wide tables: the rate-limit budget every process shares."""
+"""Project-wide tables: the shared rate-limit budget, the bot's heartbeat."""
+
+from __future__ import annotations
+
+from datetime import timedelta
 
 from django.db import models
+from django.utils import timezone
 
 
 class RateLimitBucket(models.Model):
@@ -18,3 +23,22 @@ class RateLimitBucket(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class BotHeartbeat(models.Model):
+    """The gateway bot's last sign of life, one row per shard (see `guildhub.heartbeat`)."""
+
+    shard_id = models.PositiveIntegerField(primary_key=True)
+    seen_at = models.DateTimeField(default=timezone.now)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True, help_text="gateway heartbeat round trip")
+    guild_count = models.PositiveIntegerField(default=0)
+    session = models.CharField(max_length=100, blank=True, default="", help_text="gateway session id")
+
+    class Meta:
+        ordering = ["shard_id"]
+
+    def __str__(self) -> str:
+        return f"shard {self.shard_id}"
+
+    def age(self, now=None) -> timedelta:
+        return (now or timezone.now()) - self.seen_at

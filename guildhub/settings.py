@@ -172,5 +172,14 @@ DISCORD_RETRY_CAP = env.float("DISCORD_RETRY_CAP", default=30.0)
 # (its worker died) is handed to another worker by the reaper.
 SYNC_LEASE_SECONDS = env.int("SYNC_LEASE_SECONDS", default=120)
 
+# /healthz. The bot is "not running" when it never reported or a shard's heartbeat
+# is older than HEALTH_BOT_MAX_AGE seconds; the worker cluster when its schedules
+# are overdue by more than HEALTH_CLUSTER_MAX_LAG seconds. Either fails the check
+# only when required, so the web app alone is healthy.
+HEALTH_BOT_MAX_AGE = env.int("HEALTH_BOT_MAX_AGE", default=120)
+HEALTH_REQUIRE_BOT = env.bool("HEALTH_REQUIRE_BOT", default=False)
+HEALTH_CLUSTER_MAX_LAG = env.int("HEALTH_CLUSTER_MAX_LAG", default=300)
+HEALTH_REQUIRE_CLUSTER = env.bool("HEALTH_REQUIRE_CLUSTER", default=False)
+
 # Seconds the member picker waits for Discord's live search when the cache has no answer.
 LIVE_SEARCH_TIMEOUT = env.float("LIVE_SEARCH_TIMEOUT", default=3.0)

@@ -6,7 +6,19 @@ from datetime import timedelta
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import ExpressionWrapper, F, Q
 from django.utils import timezone
+
+
+class GuildQuerySet(models.QuerySet):
+    def stale(self, now=None) -> GuildQuerySet:
+        """Guilds never synced, or whose last complete sync is older than twice their interval."""
+        # interval + interval, not interval * 2: SQLite's date arithmetic gets a product wrong.
+        twice_late = F("last_synced_at") + F("sync_interval") + F("sync_interval")
+        stale_at = ExpressionWrapper(twice_late, output_field=models.DateTimeField())
+        return self.alias(stale_at=stale_at).filter(
+            Q(last_synced_at__isnull=True) | Q(stale_at__lt=now or timezone.now())
+        )
 
 
 class Guild(models.Model):
@@ -30,6 +42,8 @@ class Guild(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = GuildQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -56,6 +70,12 @@ class Guild(models.Model):
         if self.last_synced_at is None:
             return True
         return (now or timezone.now()) - self.last_synced_at >= self.sync_interval
+
+    def is_stale(self, now=None) -> bool:
+        """Never synced, or the last complete sync is older than twice the interval (see `GuildQuerySet.stale`)."""
+        if self.last_synced_at is None:
+            return True
+        return (now or timezone.now()) - self.last_synced_at > 2 * self.sync_interval
 
 
 class Role(models.Model):
