@@ -82,6 +82,8 @@ class SyncJob(models.Model):
         indexes = [
             models.Index(fields=["guild", "kind", "-created_at"], name="syncjob_guild_kind_recent"),
             models.Index(fields=["status", "lease_expires_at"], name="syncjob_status_lease"),
+            # Newest first across guilds (the admin's list) and the statistics' last-24-hours window.
+            models.Index(fields=["created_at", "id"], name="syncjob_created"),
         ]
 
     def __str__(self) -> str:
