@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import ExpressionWrapper, F, Q
@@ -39,6 +40,10 @@ class Guild(models.Model):
         default=timedelta(minutes=5), help_text="a run stops (and later resumes) after this long"
     )
     last_synced_at = models.DateTimeField(null=True, blank=True, help_text="end of the last complete member sync")
+    # A Discord user id, not a foreign key: the choice outlives a rebuilt member cache.
+    contact_member_id = models.BigIntegerField(
+        null=True, blank=True, verbose_name="contact member", help_text="the member people should contact"
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -71,11 +76,39 @@ class Guild(models.Model):
             return True
         return (now or timezone.now()) - self.last_synced_at >= self.sync_interval
 
+    @property
+    def contact_member(self) -> Member | None:
+        if self.contact_member_id is None:
+            return None
+        return Member.objects.filter(guild=self, user_id=self.contact_member_id).first()
+
+    def set_contact_member(self, member: Member | None) -> None:
+        if member is not None and member.guild_id != self.pk:
+            raise ValueError(f"{member} is not a member of {self}")
+        self.contact_member_id = member.user_id if member is not None else None
+        self.save(update_fields=["contact_member_id", "updated_at"])
+
     def is_stale(self, now=None) -> bool:
         """Never synced, or the last complete sync is older than twice the interval (see `GuildQuerySet.stale`)."""
         if self.last_synced_at is None:
             return True
         return (now or timezone.now()) - self.last_synced_at > 2 * self.sync_interval
+
+
+class GuildAccess(models.Model):
+    """A grant: `user` may manage `guild` in the dashboard (superusers need none)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="guild_grants")
+    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="grants")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = "guild access"
+        verbose_name_plural = "guild access"
+        constraints = [models.UniqueConstraint(fields=["user", "guild"], name="guild_access_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.guild}"
 
 
 class Role(models.Model):
