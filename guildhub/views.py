@@ -1,15 +1,9 @@
-"""Shell pages that belong to no single app."""
+"""Pages that belong to no single app (the dashboard is in guildhub.dashboard)."""
 
-from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
 from guildhub.health import health_report
-
-
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "guildhub/home.html", {"api_base": settings.DISCORD_API_BASE})
 
 
 @never_cache
