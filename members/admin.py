@@ -11,7 +11,8 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from guildhub.pagination import EstimatedCountPaginator
-from members.models import Guild, Member, Role
+from members.admin_mixins import MemberPickerAdminMixin
+from members.models import Guild, GuildAccess, Member, Role
 from members.tasks import queue_member_sync
 from syncjobs.models import SyncJob
 
@@ -30,16 +31,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Guild)
-class GuildAdmin(admin.ModelAdmin):
+class GuildAdmin(MemberPickerAdminMixin, admin.ModelAdmin):
     list_display = ("name", "id", "member_count", "last_synced_at", "is_active", "sync_enabled")
     list_filter = ("is_active", "sync_enabled")
     search_fields = ("name",)  # and the id: see get_search_results
     readonly_fields = ("icon", "approximate_member_count", "last_synced_at", "created_at", "updated_at")
     fieldsets = (
-        (None, {"fields": ("id", "name", "icon", "is_active", "approximate_member_count")}),
+        (None, {"fields": ("id", "name", "icon", "is_active", "approximate_member_count", "contact_member_id")}),
         ("Member sync", {"fields": ("sync_enabled", "sync_interval", "sync_page_size", "sync_time_budget")}),
         ("History", {"fields": ("last_synced_at", "created_at", "updated_at")}),
     )
+    member_picker_fields = ("contact_member_id",)
     actions = ("sync_members_now", "full_resync")
 
     @admin.display(description="members", ordering="approximate_member_count")
@@ -184,3 +186,14 @@ class RoleAdmin(ReadOnlyAdmin):
     @admin.display(boolean=True, description="deleted")
     def deleted(self, role: Role) -> bool:
         return role.deleted_at is not None
+
+
+@admin.register(GuildAccess)
+class GuildAccessAdmin(admin.ModelAdmin):
+    """Who may manage which guild in the dashboard; superusers see every guild without a grant."""
+
+    list_display = ("user", "guild", "created_at")
+    list_filter = ("guild",)
+    list_select_related = ("user", "guild")
+    search_fields = ("user__username", "guild__name")
+    autocomplete_fields = ("user", "guild")
