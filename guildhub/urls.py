@@ -10,5 +10,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("api/", include("syncjobs.urls")),
+    path("api/", include("members.api")),
     path("admin/", admin.site.urls),
 ]
