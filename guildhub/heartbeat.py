@@ -52,3 +52,8 @@ def bot_status(now: datetime | None = None, max_age: timedelta | None = None) ->
         age_seconds=round(max(b.age(now) for b in beats).total_seconds(), 1) if beats else None,
         guild_count=sum(b.guild_count for b in beats),
     )
+
+
+def forget_bot_shards_from(shard_count: int) -> None:
+    """Drop heartbeats of shards the bot no longer runs (it was resharded), so they never look stale."""
+    BotHeartbeat.objects.filter(shard_id__gte=shard_count).delete()

@@ -20,6 +20,7 @@ from guildhub.bot.commands import GuildHubCommands
 from guildhub.discord.clients import GatewayClient
 from guildhub.discord.guilds import GuildInfo, member_from_json
 from guildhub.discord.rawevents import install_raw_handler
+from guildhub.heartbeat import forget_bot_shards_from, record_bot_heartbeat
 from members import services
 from members.gateway_sync import run_chunked_member_sync
 from members.models import Guild
@@ -144,9 +145,8 @@ class GuildHubBot(GatewayClient):
 
     async def heartbeat_loop(self) -> None:
         """Tell /healthz the bot is alive, per shard."""
-        from guildhub.heartbeat import record_bot_heartbeat
-
         await self.wait_until_ready()
+        await sync_to_async(forget_bot_shards_from)(self.shard_count or 1)
         while True:
             for shard_id, latency in self.latencies:
                 guild_count = sum(1 for g in self.guilds if g.shard_id == shard_id)

@@ -128,3 +128,15 @@ def test_bot_reidentifies_at_the_gateway_discord_gave_after_an_invalid_session(d
         await eventually(lambda: Member.objects.filter(username="after_reidentify").exists(), timeout=5)
 
     run_async(with_bot(scenario))
+
+
+def test_the_bot_records_a_heartbeat_per_shard_for_healthz(discord_settings, emulator):
+    from guildhub.models import BotHeartbeat
+
+    BotHeartbeat.objects.create(shard_id=7, guild_count=1)  # a shard from before a reshard
+
+    async def scenario(bot):
+        await eventually(lambda: BotHeartbeat.objects.filter(shard_id=0, guild_count=2).exists())
+        await eventually(lambda: not BotHeartbeat.objects.filter(shard_id=7).exists())
+
+    run_async(with_bot(scenario))
