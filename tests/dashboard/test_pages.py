@@ -73,7 +73,7 @@ def test_guild_list_shows_granted_guilds_with_members_last_sync_and_health(mod_c
     html = mod_client.get("/").content.decode()
     assert "Picker Guild" in html and "Someone Else" not in html
     assert "3\xa0minutes ago" in html
-    assert ">7<" in html  # cached members
+    assert ">7 members<" in html  # cached
     assert "health-fresh" in html
 
 
