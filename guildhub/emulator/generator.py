@@ -109,6 +109,35 @@ def user_index(uid: int) -> int:
     return (uid - USER_ID_BASE) // USER_ID_SLOT
 
 
+def user_object(
+    uid: int,
+    username: str,
+    *,
+    discriminator: str = "0",
+    global_name: str | None = None,
+    avatar: str | None = None,
+    bot: bool = False,
+) -> dict:
+    """A Discord user object; `bot` appears only for bots, as Discord sends it."""
+    user = {
+        "id": str(uid),
+        "username": username,
+        "discriminator": discriminator,
+        "global_name": global_name,
+        "avatar": avatar,
+        "public_flags": 0,
+        "flags": 0,
+        "banner": None,
+        "accent_color": None,
+        "avatar_decoration_data": None,
+        "collectibles": None,
+        "primary_guild": None,
+    }
+    if bot:
+        user["bot"] = True
+    return user
+
+
 def generated_user(index: int, seed: int) -> dict:
     """The Discord user object of generated user `index` (global across guilds)."""
     d = digest("user", seed, index)
@@ -148,23 +177,7 @@ def generated_user(index: int, seed: int) -> dict:
     avatar = d[12:28].hex() if d[28] % 4 else None
     if avatar and d[29] % 16 == 0:
         avatar = "a_" + avatar  # animated
-    user = {
-        "id": str(uid),
-        "username": username,
-        "discriminator": discriminator,
-        "global_name": global_name,
-        "avatar": avatar,
-        "public_flags": 0,
-        "flags": 0,
-        "banner": None,
-        "accent_color": None,
-        "avatar_decoration_data": None,
-        "collectibles": None,
-        "primary_guild": None,
-    }
-    if is_bot:
-        user["bot"] = True
-    return user
+    return user_object(uid, username, discriminator=discriminator, global_name=global_name, avatar=avatar, bot=is_bot)
 
 
 def generated_member(index: int, seed: int, guild_id: int, role_ids: list[int]) -> dict:

@@ -410,21 +410,7 @@ class World:
         self.members_intent_enabled = members_intent
         d = gen.digest("bot", seed)
         self.bot_id = gen.snowflake_at(1_600_000_000_000 + int.from_bytes(d[:3], "big"), 1)
-        self.bot_user = {
-            "id": str(self.bot_id),
-            "username": self.BOT_USERNAME,
-            "discriminator": "0001",
-            "global_name": None,
-            "avatar": None,
-            "bot": True,
-            "public_flags": 0,
-            "flags": 0,
-            "banner": None,
-            "accent_color": None,
-            "avatar_decoration_data": None,
-            "collectibles": None,
-            "primary_guild": None,
-        }
+        self.bot_user = gen.user_object(self.bot_id, self.BOT_USERNAME, discriminator="0001", bot=True)
         self.guilds: dict[int, Guild] = {}
         self.channels: dict[int, Channel] = {}
         self.interactions: dict[int, Interaction] = {}
@@ -581,17 +567,9 @@ class World:
         avatar: str | None = None,
     ) -> dict:
         uid = user_id or self.new_id()
-        user = dict(gen.generated_user(0, self.seed))
-        user.update(
-            id=str(uid),
-            username=username or f"newcomer{uid % 100000}",
-            discriminator="0",
-            global_name=global_name,
-            avatar=avatar,
+        user = gen.user_object(
+            uid, username or f"newcomer{uid % 100000}", global_name=global_name, avatar=avatar, bot=bot
         )
-        user.pop("bot", None)
-        if bot:
-            user["bot"] = True
         member = gen.member_object(user, nick=nick, roles=list(roles or []), joined_at=gen.iso(datetime.now(tz=UTC)))
         guild.put_member(member)
         self.emit("GUILD_MEMBER_ADD", {**member, "guild_id": str(guild.id)})
