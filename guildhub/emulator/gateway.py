@@ -496,17 +496,23 @@ class Connection:
 
     # -- identify and resume ---------------------------------------------
 
-    async def identify(self, data: object) -> None:
-        world = self.world
+    async def authenticate(self, data: object) -> str | None:
+        """The token of an identify or resume payload, or None after closing the socket as Discord does."""
         if self.session is not None:
             await self.close(CLOSE_ALREADY_AUTHENTICATED, "Already authenticated.")
-            return
+            return None
         if not isinstance(data, dict):
             await self.close(CLOSE_DECODE_ERROR, "Error while decoding payload.")
-            return
+            return None
         token = self.gateway.check_token(data.get("token"))
         if token is None:
             await self.close(CLOSE_AUTHENTICATION_FAILED, "Authentication failed.")
+        return token
+
+    async def identify(self, data: object) -> None:
+        world = self.world
+        token = await self.authenticate(data)
+        if token is None:
             return
         intents = data.get("intents")
         if not isinstance(intents, int) or isinstance(intents, bool) or intents < 0:
@@ -575,15 +581,8 @@ class Connection:
                 session.dispatch("GUILD_CREATE", guild_create_payload(world, guild, large_threshold=large_threshold))
 
     async def resume(self, data: object) -> None:
-        if self.session is not None:
-            await self.close(CLOSE_ALREADY_AUTHENTICATED, "Already authenticated.")
-            return
-        if not isinstance(data, dict):
-            await self.close(CLOSE_DECODE_ERROR, "Error while decoding payload.")
-            return
-        token = self.gateway.check_token(data.get("token"))
+        token = await self.authenticate(data)
         if token is None:
-            await self.close(CLOSE_AUTHENTICATION_FAILED, "Authentication failed.")
             return
         seq = data.get("seq")
         if seq is None:  # discord.py resumes with null when it never saw a dispatch
