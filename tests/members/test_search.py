@@ -11,6 +11,7 @@ from members.models import Guild, Member
 from members.search_text import SEP, fold
 from members.selectors import QueryTooLong, search_members
 from tests.emulator.test_rest import http
+from tests.members.picker_data import member_data
 
 NAMES = [
     # (username, global name, nick)
@@ -30,17 +31,7 @@ NAMES = [
 
 
 def member(user_id: int, username: str, global_name: str | None, nick: str | None) -> MemberData:
-    return MemberData(
-        user_id=user_id,
-        username=username,
-        global_name=global_name,
-        nick=nick,
-        display_name=nick or global_name or username,
-        is_bot=False,
-        avatar=None,
-        role_ids=(),
-        joined_at=None,
-    )
+    return member_data(user_id, username, global_name, nick, False)
 
 
 @pytest.fixture
