@@ -7,18 +7,21 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
 from guildhub.apiauth import api_login_required, json_error
+from members.access import guilds_for, parse_guild_id
 from members.models import Guild
 from syncjobs import selectors
 
-SNOWFLAKE_MAX = 2**63 - 1
-
 
 def can_watch_syncs(user: AbstractBaseUser, guild: Guild | None = None) -> bool:
-    """Who may read sync status and statistics (of `guild`, or of all guilds when None).
+    """Who may read sync status (of `guild`) and statistics (over all guilds, when None).
 
-    Staff for now; per-guild grants will widen this, here and only here.
+    Staff see everything; a user granted a guild (members.access) sees that guild's status.
     """
-    return user.is_active and (user.is_staff or user.is_superuser)
+    if not user.is_active:
+        return False
+    if user.is_staff or user.is_superuser:
+        return True
+    return guild is not None and guilds_for(user).filter(pk=guild.pk).exists()
 
 
 def forbidden() -> JsonResponse:
@@ -28,13 +31,11 @@ def forbidden() -> JsonResponse:
 @require_GET
 @api_login_required
 def sync_status(request: HttpRequest, guild_id: str) -> JsonResponse:
-    guild = None
-    if guild_id.isascii() and guild_id.isdigit() and len(guild_id) <= 20 and int(guild_id) <= SNOWFLAKE_MAX:
-        guild = Guild.objects.filter(pk=int(guild_id)).first()
-    if guild is None:
+    parsed = parse_guild_id(guild_id)
+    guild = Guild.objects.filter(pk=parsed).first() if parsed is not None else None
+    if guild is None or not can_watch_syncs(request.user, guild):
+        # The same answer for "no such guild" and "not yours": existence is not leaked.
         return json_error(404, f"no guild with id {guild_id[:30]!r}")
-    if not can_watch_syncs(request.user, guild):
-        return forbidden()
     return JsonResponse(selectors.guild_sync_status(guild))
 
 

@@ -46,13 +46,24 @@ def test_anonymous_caller_gets_401_json_not_a_login_redirect(client, guild):
     assert "error" in response.json()
 
 
-def test_logged_in_user_without_staff_rights_gets_403(client, guild, django_user_model):
+def test_a_user_without_a_grant_gets_404_as_if_the_guild_did_not_exist(client, guild, django_user_model):
     client.force_login(django_user_model.objects.create_user("someone"))
 
     response = client.get(status_url(guild.pk))
 
-    assert response.status_code == 403
+    assert response.status_code == 404
     assert "error" in response.json()
+
+
+def test_a_user_granted_the_guild_sees_its_status_but_not_global_statistics(client, guild, django_user_model):
+    from members.models import GuildAccess
+
+    moderator = django_user_model.objects.create_user("moderator")
+    GuildAccess.objects.create(user=moderator, guild=guild)
+    client.force_login(moderator)
+
+    assert client.get(status_url(guild.pk)).status_code == 200
+    assert client.get("/api/stats").status_code == 403
 
 
 def test_bearer_token_authenticates_and_records_its_use(client, guild, admin_user):
