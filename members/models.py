@@ -176,7 +176,15 @@ class Member(models.Model):
             models.Index(fields=["guild", "departed_at"], name="member_guild_departed"),
             models.Index(fields=["guild", "username"], name="member_guild_username"),
             models.Index(fields=["guild", "display_name"], name="member_guild_display"),
-            models.Index(fields=["guild", "sort_key"], name="member_guild_sort_key"),
+            # The picker's order (display name, then user id) in full: a LIMIT stops after 25 rows
+            # even inside a run of equal display names.
+            models.Index(fields=["guild", "sort_key", "user_id"], name="member_guild_sort_key_uid"),
+            # The empty query's "recently active members" (members.selectors.recent_members).
+            models.Index(
+                fields=["guild", "-updated_at", "-joined_at", "user_id"],
+                name="member_guild_recent",
+                condition=Q(departed_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
