@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Collate
 
@@ -104,6 +104,23 @@ def _containing(members: QuerySet, needle: str) -> QuerySet:
     return members.filter(search_text__contains=needle)
 
 
+def _named(members: QuerySet, folded: str) -> QuerySet:
+    """Members one of whose names is exactly `folded`."""
+    if connection.vendor == "postgresql" and folded:
+        # pg_trgm reads text as words of letters and digits: it cannot see the separators
+        # around a whole name, and a query without letters or digits gives it nothing to look
+        # up. A GIN index over the names as an array (migration 0006) answers "is a name" exactly.
+        # chr(31) is SEP; the expression is the index's, word for word, or the planner won't use it.
+        return members.filter(
+            RawSQL(
+                'string_to_array("members_member"."search_text", chr(31)) @> ARRAY[%s]::text[]',
+                [folded],
+                output_field=BooleanField(),
+            )
+        )
+    return _containing(members, SEP + folded + SEP)
+
+
 def _display_prefix(members: QuerySet, prefix: str) -> QuerySet:
     upper = prefix + "\U0010ffff"
     if connection.vendor == "postgresql":
@@ -113,7 +130,7 @@ def _display_prefix(members: QuerySet, prefix: str) -> QuerySet:
 
 def _tiers(members: QuerySet, folded: str) -> list[QuerySet]:
     """Querysets for exact, prefix and substring matches, best first."""
-    exact = _containing(members, SEP + folded + SEP)
+    exact = _named(members, folded)
     if len(folded) < 3:
         return [exact, _display_prefix(members, folded)]
     return [exact, _containing(members, SEP + folded), _containing(members, folded)]
