@@ -66,7 +66,6 @@ def upsert_members(guild_id: int, members: Sequence[MemberData], *, now: datetim
     if not members:
         return set()
     now = now or timezone.now()
-    ops = connection.ops
     table = connection.ops.quote_name(Member._meta.db_table)
     postgres = connection.vendor == "postgresql"
     columns = [
@@ -80,8 +79,29 @@ def upsert_members(guild_id: int, members: Sequence[MemberData], *, now: datetim
         "departed_at",
         "updated_at",
     ]
-    json_placeholder = "%s::jsonb" if postgres else "%s"
-    row = "(" + ", ".join(json_placeholder if c == "role_ids" else "%s" for c in columns) + ")"
+    if postgres:
+        rows, params = _rows_from_json(guild_id, members, now)
+    else:
+        rows, params = _rows_as_values(guild_id, members, now, len(columns))
+    differs = "IS DISTINCT FROM" if postgres else "IS NOT"
+    changed = " OR ".join(f"{table}.{c} {differs} excluded.{c}" for c in DATA_COLUMNS)
+    assignments = ", ".join(f"{c} = excluded.{c}" for c in (*DATA_COLUMNS, "search_text", "sort_key"))
+    # Only constant column names and placeholders are interpolated; values go as parameters.
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) {rows} "
+        f"ON CONFLICT (guild_id, user_id) DO UPDATE SET {assignments}, "
+        "departed_at = NULL, last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at "
+        f"WHERE {changed} OR {table}.departed_at IS NOT NULL "
+        "RETURNING user_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {user_id for (user_id,) in cursor.fetchall()}
+
+
+def _rows_as_values(guild_id: int, members: Sequence[MemberData], now: datetime, width: int) -> tuple[str, list]:
+    """`VALUES (…), (…)`: one placeholder per value (SQLite)."""
+    ops = connection.ops
     stamp = ops.adapt_datetimefield_value(now)
     params: list = []
     for m in members:
@@ -102,20 +122,44 @@ def upsert_members(guild_id: int, members: Sequence[MemberData], *, now: datetim
             None,
             stamp,
         ]
-    differs = "IS DISTINCT FROM" if postgres else "IS NOT"
-    changed = " OR ".join(f"{table}.{c} {differs} excluded.{c}" for c in DATA_COLUMNS)
-    assignments = ", ".join(f"{c} = excluded.{c}" for c in (*DATA_COLUMNS, "search_text", "sort_key"))
-    # Only constant column names and placeholders are interpolated; values go as parameters.
-    sql = (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * len(members))} "
-        f"ON CONFLICT (guild_id, user_id) DO UPDATE SET {assignments}, "
-        "departed_at = NULL, last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at "
-        f"WHERE {changed} OR {table}.departed_at IS NOT NULL "
-        "RETURNING user_id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {user_id for (user_id,) in cursor.fetchall()}
+    row = "(" + ", ".join(["%s"] * width) + ")"
+    return "VALUES " + ", ".join([row] * len(members)), params
+
+
+# The members as one JSON document that PostgreSQL unpacks into rows. psycopg parses
+# a query for its placeholders in Python on every execute (a query this long is not
+# cached), so 16,000 placeholders cost more than the upsert itself; one does not.
+JSON_ROWS = (
+    "SELECT %s::bigint, r.user_id, r.username, r.global_name, r.nick, r.display_name, r.is_bot, r.avatar, "
+    "r.role_ids, r.joined_at, r.search_text, r.sort_key, %s::timestamptz, %s::timestamptz, NULL::timestamptz, "
+    "%s::timestamptz "
+    "FROM jsonb_to_recordset(%s::jsonb) AS r(user_id bigint, username text, global_name text, nick text, "
+    "display_name text, is_bot boolean, avatar text, role_ids jsonb, joined_at timestamptz, search_text text, "
+    "sort_key text)"
+)
+
+
+def _rows_from_json(guild_id: int, members: Sequence[MemberData], now: datetime) -> tuple[str, list]:
+    """`SELECT … FROM jsonb_to_recordset(%s)`: five parameters whatever the number of members (PostgreSQL)."""
+    rows = []
+    for m in members:
+        search_text, sort_key = search_fields(m.username, m.global_name, m.nick, m.display_name)
+        rows.append(
+            {
+                "user_id": m.user_id,
+                "username": m.username,
+                "global_name": m.global_name,
+                "nick": m.nick,
+                "display_name": m.display_name,
+                "is_bot": m.is_bot,
+                "avatar": m.avatar,
+                "role_ids": list(m.role_ids),
+                "joined_at": m.joined_at.isoformat() if m.joined_at else None,
+                "search_text": search_text,
+                "sort_key": sort_key,
+            }
+        )
+    return JSON_ROWS, [guild_id, now, now, now, json.dumps(rows)]
 
 
 def existing_user_ids(guild_id: int, user_ids: Iterable[int]) -> set[int]:
