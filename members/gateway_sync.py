@@ -34,8 +34,13 @@ from syncjobs.models import SyncJob
 
 log = logging.getLogger(__name__)
 
-# Chunks handed to the database thread before the socket reader waits for it.
-MAX_CHUNKS_IN_FLIGHT = 4
+# Chunks written in one transaction. Every commit has a fixed cost (SQLite's WAL
+# pages and FTS5 segments, PostgreSQL's WAL flush), so one per chunk made the
+# commits a large share of a big guild's sync; a few chunks per commit keep the
+# progress fresh and the memory small.
+CHUNKS_PER_TRANSACTION = 5
+# Batches handed to the database thread before the socket reader waits for it.
+MAX_BATCHES_IN_FLIGHT = 1
 
 
 class ChunkedMemberSync:
@@ -56,19 +61,21 @@ class ChunkedMemberSync:
         self.done = asyncio.Event()
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"chunks-{self.guild_id}")
         self.in_flight: deque[Future] = deque()
+        self.pending: list[list[MemberData]] = []  # chunks parsed, not yet handed to the database thread
         self.started_at = timezone.now()
 
     # -- in the database thread ------------------------------------------
 
-    def _write_chunk(self, members: list[MemberData]) -> None:
+    def _write_chunks(self, chunks: list[list[MemberData]]) -> None:
         now = timezone.now()
+        job = self.job
         with transaction.atomic():
-            known = services.existing_user_ids(self.guild_id, (m.user_id for m in members))
-            written = services.upsert_members(self.guild_id, members, now=now)
-            job = self.job
-            job.processed += len(members)
-            job.created_count += len(written - known)
-            job.updated_count += len(written & known)
+            for members in chunks:
+                known = services.existing_user_ids(self.guild_id, (m.user_id for m in members))
+                written = services.upsert_members(self.guild_id, members, now=now)
+                job.processed += len(members)
+                job.created_count += len(written - known)
+                job.updated_count += len(written & known)
             jobs.save_progress(job, ["processed", "created_count", "updated_count"])
         if self.progress:
             self.progress(job)
@@ -103,11 +110,15 @@ class ChunkedMemberSync:
         self.seen.extend(m.user_id for m in members)
         self.received += 1
         self.chunk_count = int(data.get("chunk_count", 1))
-        self.in_flight.append(self.writer.submit(self._write_chunk, members))
-        # Backpressure: wait for the database rather than buffer the guild in memory.
-        while len(self.in_flight) > MAX_CHUNKS_IN_FLIGHT:
-            self.in_flight.popleft().result()
-        if self.received >= self.chunk_count:
+        self.pending.append(members)
+        last = self.received >= self.chunk_count
+        if len(self.pending) >= CHUNKS_PER_TRANSACTION or last:
+            self.in_flight.append(self.writer.submit(self._write_chunks, self.pending))
+            self.pending = []
+            # Backpressure: wait for the database rather than buffer the guild in memory.
+            while len(self.in_flight) > MAX_BATCHES_IN_FLIGHT:
+                self.in_flight.popleft().result()
+        if last:
             self.done.set()
         return True
 
