@@ -65,6 +65,8 @@ def upsert_members(guild_id: int, members: Sequence[MemberData], *, now: datetim
     """
     if not members:
         return set()
+    # One row per user: ON CONFLICT cannot touch a row twice in one statement.
+    members = list({m.user_id: m for m in members}.values())
     now = now or timezone.now()
     table = connection.ops.quote_name(Member._meta.db_table)
     postgres = connection.vendor == "postgresql"

@@ -47,8 +47,9 @@ class MemberData:
 
 
 def _clip(value: str | None, length: int = 100) -> str | None:
-    # Discord caps names at 32 characters; a stand-in or a future change must not break our columns.
-    return value[:length] if isinstance(value, str) else None
+    # Discord caps names at 32 characters; a stand-in or a future change must not break our
+    # columns, and PostgreSQL text cannot hold NUL at all.
+    return value.replace("\x00", "")[:length] if isinstance(value, str) else None
 
 
 def _parse_time(value: str | None) -> datetime | None:

@@ -213,3 +213,21 @@ def test_sync_command_all_syncs_every_active_guild_and_exits_nonzero_on_failure(
     with pytest.raises(SystemExit) as exit_info:
         call_command("sync", all=True)
     assert exit_info.value.code == 1
+
+
+def test_hostile_member_payloads_are_stored_harmlessly(db):
+    """NUL bytes, over-long names and a member twice in one page: stored, not a crash."""
+    from members import services
+
+    guild = Guild.objects.create(id=555555555555555555, name="hostile")
+    raw = {
+        "user": {"id": "600000000000000001", "username": "nul\x00name" + "x" * 200, "global_name": "a\x00b"},
+        "nick": None,
+        "roles": ["1", "1", "2"],
+        "joined_at": "not a date",
+    }
+    page = [member_from_json(raw), member_from_json({**raw, "nick": "second copy"})]
+    assert services.upsert_members(guild.id, page) == {600000000000000001}
+    row = Member.objects.get(guild=guild)
+    assert "\x00" not in row.username and len(row.username) == 100
+    assert (row.global_name, row.nick, row.role_ids, row.joined_at) == ("ab", "second copy", ["1", "2"], None)
