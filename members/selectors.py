@@ -128,10 +128,20 @@ def _display_prefix(members: QuerySet, prefix: str) -> QuerySet:
     return members.filter(sort_key__gte=prefix, sort_key__lt=upper)
 
 
+def wants_substrings(folded: str) -> bool:
+    """Whether prefix and substring tiers apply: three characters or more, a letter or digit among them.
+
+    Shorter queries, and ones of punctuation alone ("%%%", "<>"), give a trigram index
+    nothing to narrow with; they match whole names and display-name prefixes instead,
+    which indexes answer at once, so nobody can make the server scan a guild by typing.
+    """
+    return len(folded) >= 3 and any(c.isalnum() for c in folded)
+
+
 def _tiers(members: QuerySet, folded: str) -> list[QuerySet]:
     """Querysets for exact, prefix and substring matches, best first."""
     exact = _named(members, folded)
-    if len(folded) < 3:
+    if not wants_substrings(folded):
         return [exact, _display_prefix(members, folded)]
     return [exact, _containing(members, SEP + folded), _containing(members, folded)]
 

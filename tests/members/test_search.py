@@ -118,7 +118,7 @@ def reference_search(rows: list[Member], query: str, limit: int = 25) -> list[in
     def tier(m: Member) -> int | None:
         if SEP + folded + SEP in m.search_text:
             return 0
-        if len(folded) < 3:
+        if len(folded) < 3 or not any(c.isalnum() for c in folded):
             return 1 if m.sort_key.startswith(folded) else None
         if SEP + folded in m.search_text:
             return 1
@@ -142,7 +142,7 @@ def test_the_database_ranks_exactly_like_the_reference(db, emulator):
     Member.objects.filter(guild=guild, user_id__in=departed).update(departed_at="2024-01-01T00:00:00Z")
     rows = list(Member.objects.filter(guild=guild))
     rng = random.Random(4)
-    queries = ["a", "lu", "ex", "luna", "fox", "wolf", "the", "bot", "é", "100%", "_", "<scr", "zz"]
+    queries = ["a", "lu", "ex", "luna", "fox", "wolf", "the", "bot", "é", "100%", "_", "<scr", "zz", "%%%", "<im", "<>"]
     queries += [rng.choice(rows).username[1:5] for _ in range(10)]
     for query in queries:
         got = [hit.user_id for hit in search_members(guild, query, live_fallback=False).hits]
@@ -173,3 +173,8 @@ def test_a_discord_failure_during_fallback_returns_the_cache_answer_with_a_notic
     assert result.source == "departed"
     assert [hit.username for hit in result.hits] == ["gone_person"]
     assert result.notice and "did not answer" in result.notice
+
+
+def test_punctuation_only_queries_match_whole_names_and_prefixes_not_everything(guild):
+    assert names(search_members(guild, "%_%", live_fallback=False)) == []
+    assert names(search_members(guild, "<script>", live_fallback=False)) == ["script"]  # has letters
