@@ -62,7 +62,8 @@ sys.path.insert(0, str(ROOT))
 MANAGE = str(ROOT / "manage.py")
 SEED = 42
 TOKEN = "bench-token"  # noqa: S105 (the emulator accepts any token)
-# Discord's members_list bucket (10 per 10 s) with a ten times shorter window.
+# Discord's members_list bucket (10 per 10 s) with a ten times shorter window;
+# --rest-bucket 10/10 runs Discord's own.
 REST_BUCKET = (10, 1.0)
 PAGE_SIZE = 1000  # GuildHub's default sync_page_size
 CHANGED_SHARE = 100  # one member in a hundred changes before the re-sync
@@ -194,11 +195,11 @@ def process_cpu_seconds(pid: int, *, children: bool = False) -> float:
 class Emulator:
     """`manage.py emulator` in a process of its own, with one guild of `members` members."""
 
-    def __init__(self, members: int, workdir: Path) -> None:
+    def __init__(self, members: int, workdir: Path, bucket: tuple[int, float]) -> None:
         self.members = members
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        limit, per = REST_BUCKET
+        limit, per = bucket
         command = [
             sys.executable,
             MANAGE,
@@ -400,6 +401,7 @@ class Scenario:
     changed: int = 0
     stream_seconds: float | None = None  # the stream-only time for this size (gateway rows)
     resync_wanted: bool = True
+    bucket: tuple[int, float] = REST_BUCKET  # the emulator's members_list bucket: limit, seconds
 
     @property
     def label(self) -> str:
@@ -409,7 +411,7 @@ class Scenario:
     def floor_seconds(self) -> float | None:
         """REST: the members_list bucket's floor, pages / limit * per. Gateway: the stream-only time."""
         if self.strategy == "rest":
-            limit, per = REST_BUCKET
+            limit, per = self.bucket
             pages = (self.members + 1) // PAGE_SIZE + 1  # the last, short page ends the pass
             return pages / limit * per
         if self.strategy == "gateway":
@@ -423,7 +425,7 @@ class Scenario:
 
 def run_scenario(scenario: Scenario, databases: Databases, *, resync: bool) -> Scenario:
     say(f"{scenario.label}: starting (load {os.getloadavg()[0]:.2f})")
-    emulator = Emulator(scenario.members, databases.workdir)
+    emulator = Emulator(scenario.members, databases.workdir, scenario.bucket)
     try:
         with databases.fresh(scenario.db) as url:
             scenario.first = run_sync(scenario.strategy, emulator, databases, scenario.db, url)
@@ -623,14 +625,14 @@ def source_revision() -> str:
     return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
 
 
-def report(scenarios: list[Scenario], baseline: list[Scenario], started: float) -> str:
-    limit, per = REST_BUCKET
+def report(scenarios: list[Scenario], baseline: list[Scenario], started: float, bucket: tuple[int, float]) -> str:
+    limit, per = bucket
     synced = [s for s in scenarios if s.strategy != "stream"]
     parts = [
         f"Member sync benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {source_revision()}, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.2f}, {time.monotonic() - started:.0f} s in all.",
-        f"Emulator profile 'discord' with members_list={limit}/{per:g} (Discord: 10/10), so the REST floor is "
-        "ten times lower than on Discord; the ratio to it is what matters.",
+        f"Emulator profile 'discord' with members_list={limit}/{per:g}: one page per {per / limit:g} s "
+        "(Discord: 10/10, one per second); the ratio to that floor is what matters.",
         "floor s: REST, pages / limit * per of the members_list bucket; gateway, the time to stream every chunk "
         "with nothing parsed or stored (the emulator plus discord.py's decoding).",
         "The re-sync follows a change of nickname for 1 member in 100; 'skipped': a REST re-sync above "
@@ -664,15 +666,18 @@ def plan(args: argparse.Namespace) -> tuple[list[Scenario], list[Scenario]]:
     scenarios = []
     for size in sizes:
         if "gateway" in args.strategies:
-            scenarios.append(Scenario("stream", dbs[0], size, resync_wanted=False))
+            scenarios.append(Scenario("stream", dbs[0], size, resync_wanted=False, bucket=args.rest_bucket))
         for db in dbs:
             for strategy in args.strategies:
                 resync = strategy != "rest" or size <= REST_RESYNC_MAX or args.all_resyncs
-                scenarios.append(Scenario(strategy, db, size, resync_wanted=resync))
+                scenarios.append(Scenario(strategy, db, size, resync_wanted=resync, bucket=args.rest_bucket))
     baseline_size = args.baseline_size if args.baseline_size is not None else (2_000 if args.quick else 10_000)
     baseline = []
     if baseline_size:
-        baseline = [Scenario(strategy, dbs[0], baseline_size) for strategy in ("handwritten", *args.strategies)]
+        baseline = [
+            Scenario(strategy, dbs[0], baseline_size, bucket=args.rest_bucket)
+            for strategy in ("handwritten", *args.strategies)
+        ]
     return scenarios, baseline
 
 
@@ -691,6 +696,11 @@ def run_all(scenarios: list[Scenario], baseline: list[Scenario], workdir: Path) 
         databases.stop()
 
 
+def parse_bucket(text: str) -> tuple[int, float]:
+    limit, _, per = text.partition("/")
+    return int(limit), float(per)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="20k members, SQLite only (under 2 minutes)")
@@ -698,6 +708,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dbs", type=lambda text: text.split(","), help="sqlite,postgres")
     parser.add_argument("--strategies", type=lambda text: text.split(","), default=["rest", "gateway"])
     parser.add_argument("--baseline-size", type=int, help="members for the hand-written comparison (0: skip)")
+    parser.add_argument(
+        "--rest-bucket",
+        type=parse_bucket,
+        default=REST_BUCKET,
+        metavar="LIMIT/SECONDS",
+        help="the emulator's members_list bucket (default 10/1; Discord's is 10/10)",
+    )
     parser.add_argument(
         "--all-resyncs", action="store_true", help=f"also re-sync REST above {REST_RESYNC_MAX:,} members (slow)"
     )
@@ -719,7 +736,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="guildhub-bench-"))
     say(f"Member sync benchmark: {source_revision()}, load average {os.getloadavg()[0]:.2f}, logs in {workdir}")
     run_all(scenarios, baseline, workdir)
-    print("\n" + report(scenarios, baseline, started))
+    print("\n" + report(scenarios, baseline, started, args.rest_bucket))
     if args.json:
         args.json.write_text(json.dumps([asdict(s) for s in baseline + scenarios], indent=2))
     if all(s.succeeded for s in baseline + scenarios):
