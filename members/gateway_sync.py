@@ -11,6 +11,7 @@ order, so departures are computed at the end from the ids seen (8 bytes each).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from array import array
@@ -47,13 +48,14 @@ class ChunkedMemberSync:
     """One gateway member-sync run of one job, over an already connected client."""
 
     def __init__(
-        self, job: SyncJob, client: discord.Client, *, progress: Progress | None = None, timeout: float = 600.0
+        self, job: SyncJob, client: discord.Client, *, progress: Progress | None = None, idle_timeout: float = 60.0
     ) -> None:
         self.job = job
         self.guild_id = job.guild_id
         self.client = client
         self.progress = progress
-        self.timeout = timeout
+        self.idle_timeout = idle_timeout
+        self.refusal: str | None = None
         self.nonce = secrets.token_hex(8)
         self.seen = array("q")
         self.received = 0
@@ -122,6 +124,29 @@ class ChunkedMemberSync:
             self.done.set()
         return True
 
+    def on_rate_limited(self, data: dict) -> bool:
+        """Discord refused our member request (one full list per guild every 30 s): give up at once."""
+        meta = data.get("meta") or {}
+        if data.get("opcode") != 8 or meta.get("nonce") != self.nonce:
+            return False
+        retry_after = float(data.get("retry_after") or 0)
+        self.refusal = (
+            "Discord allows one full member list per guild every 30 seconds and refused this one: "
+            f"try again in {retry_after:.0f} s (or sync over REST)."
+        )
+        self.done.set()
+        return True
+
+    async def _wait_for_chunks(self) -> None:
+        """Until the last chunk, failing after `idle_timeout` seconds without a new one."""
+        seen = -1
+        while not self.done.is_set():
+            if self.received == seen:
+                raise TimeoutError(f"no member chunk arrived for {self.idle_timeout:.0f} s")
+            seen = self.received
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.done.wait(), self.idle_timeout)
+
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         while self.in_flight:
@@ -131,13 +156,21 @@ class ChunkedMemberSync:
         return await asyncio.wrap_future(self.writer.submit(fn, *args))
 
     async def run(self) -> SyncJob:
-        uninstall = install_raw_handler(self.client, "GUILD_MEMBERS_CHUNK", self.on_chunk)
+        uninstallers = [
+            install_raw_handler(self.client, "GUILD_MEMBERS_CHUNK", self.on_chunk),
+            install_raw_handler(self.client, "RATE_LIMITED", self.on_rate_limited),
+        ]
         try:
             expected = await sync_to_async(lambda: Guild.objects.get(pk=self.guild_id).approximate_member_count)()
             self.job.expected = expected
             await request_all_members(self.client, self.guild_id, nonce=self.nonce)
-            await asyncio.wait_for(self.done.wait(), self.timeout)
+            await self._wait_for_chunks()
             await self._drain()
+            if self.refusal:
+                await self._in_writer(
+                    lambda: jobs.finish(self.job, SyncJob.Status.FAILED, message=self.refusal, fields=PROGRESS_FIELDS)
+                )
+                return self.job
             await self._in_writer(self._complete)
             return self.job
         except jobs.LeaseLost:
@@ -145,13 +178,14 @@ class ChunkedMemberSync:
             return self.job
         except Exception as exc:
             log.exception("gateway sync job %s failed", self.job.pk)
-            message = "no member chunks arrived in time" if isinstance(exc, TimeoutError) else str(exc)
+            message = str(exc) or exc.__class__.__name__
             await self._in_writer(
                 lambda: jobs.finish(self.job, SyncJob.Status.FAILED, message=message, fields=PROGRESS_FIELDS)
             )
             return self.job
         finally:
-            uninstall()
+            for uninstall in uninstallers:
+                uninstall()
             await self._in_writer(self._close_thread_connections)
             self.writer.shutdown(wait=False)
 

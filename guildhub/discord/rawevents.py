@@ -19,18 +19,24 @@ RawHandler = Callable[[dict], bool]
 
 
 def install_raw_handler(client: discord.Client, event: str, handler: RawHandler) -> Callable[[], None]:
-    """Route raw `event` payloads (e.g. "GUILD_MEMBERS_CHUNK") to `handler` first; returns an uninstaller."""
+    """Route raw `event` payloads (e.g. "GUILD_MEMBERS_CHUNK") to `handler` first; returns an uninstaller.
+
+    Works for events discord.py has no parser for too (it drops "RATE_LIMITED").
+    """
     parsers = client._connection.parsers
-    original = parsers[event]
+    original = parsers.get(event)
 
     def parse(data: dict) -> None:
-        if not handler(data):
+        if not handler(data) and original is not None:
             original(data)
 
     parsers[event] = parse
 
     def uninstall() -> None:
-        parsers[event] = original
+        if original is None:
+            parsers.pop(event, None)
+        else:
+            parsers[event] = original
 
     return uninstall
 

@@ -1,5 +1,7 @@
 """The gateway strategy: whole guilds streamed as member chunks into the cache."""
 
+import time
+
 import pytest
 
 from guildhub.discord.clients import run_async
@@ -46,3 +48,22 @@ def test_gateway_sync_without_the_members_intent_fails_clearly(discord_settings,
     job = gateway_sync(guild)
     assert job.status == SyncJob.Status.FAILED
     assert "Server Members intent" in job.error_message
+
+
+def test_a_second_full_list_within_discords_30_seconds_fails_at_once_with_advice(discord_settings):
+    from guildhub.emulator.app import EmulatorOptions
+    from guildhub.emulator.server import EmulatorServer
+    from guildhub.emulator.state import GuildSpec, World
+
+    world = World(guilds=[GuildSpec(members=50, channels=1, messages=1)])
+    options = EmulatorOptions(member_request_interval=30.0)
+    with EmulatorServer(world, profile="fast", options=options) as server:
+        discord_settings.DISCORD_API_BASE = server.api_base
+        emulated = next(iter(world.guilds.values()))
+        guild = Guild.objects.create(id=emulated.id, name=emulated.name)
+        assert gateway_sync(guild).status == SyncJob.Status.SUCCEEDED
+        started = time.monotonic()
+        refused = gateway_sync(guild)
+    assert refused.status == SyncJob.Status.FAILED
+    assert "every 30 seconds" in refused.error_message
+    assert time.monotonic() - started < 30  # not the old 600 s wait
