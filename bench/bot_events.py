@@ -26,6 +26,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from figures import percentile  # bench/ is on sys.path when a benchmark runs
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -69,11 +71,6 @@ def start_emulator(port: int) -> subprocess.Popen:
         if "Emulator listening" in line:
             return process
     raise RuntimeError("the emulator did not start")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def measure(base: str, guild_id: int, user_ids: list[int], events: int) -> dict[str, list[float]]:

@@ -59,6 +59,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from figures import percentile, say, table  # bench/ is on sys.path when a benchmark runs
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -90,12 +92,6 @@ E2E_P95 = 50.0
 # -- statistics and reporting -------------------------------------------------
 
 
-def percentile(values: list[float], share: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
-
-
 def summary(values: list[float]) -> dict:
     return {
         "n": len(values),
@@ -107,20 +103,6 @@ def summary(values: list[float]) -> dict:
 
 def load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    """A Markdown table (readable as plain text too)."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(str(c).rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
 # -- queries drawn from the data ------------------------------------------------

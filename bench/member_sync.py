@@ -56,6 +56,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from figures import say, table  # bench/ is on sys.path when a benchmark runs
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -461,21 +463,7 @@ def rate(result: dict) -> float:
     return result["processed"] / result["seconds"] if result.get("seconds") else 0.0
 
 
-def say(text: str) -> None:
-    print(text, flush=True)
-
-
 # -- the report -----------------------------------------------------------------
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    """A Markdown table, readable as plain text too."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(str(c).rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
 SYNC_HEADERS = [
