@@ -66,6 +66,12 @@ async def body_of(request: web.Request) -> dict:
     return data
 
 
+def only_fields(body: dict, allowed: set[str]) -> None:
+    unknown = set(body) - allowed
+    if unknown:
+        raise bad_request(f"unknown fields: {', '.join(sorted(unknown))}")
+
+
 def id_param(request: web.Request, name: str) -> int:
     raw = request.match_info[name]
     if not raw.isdigit():
@@ -135,9 +141,7 @@ async def change_guild(request: web.Request) -> web.Response:
 async def add_member(request: web.Request) -> web.Response:
     guild = guild_param(request)
     body = await body_of(request)
-    allowed = {"user_id", "username", "global_name", "nick", "bot", "roles", "avatar"}
-    if set(body) - allowed:
-        raise bad_request(f"unknown fields: {', '.join(sorted(set(body) - allowed))}")
+    only_fields(body, {"user_id", "username", "global_name", "nick", "bot", "roles", "avatar"})
     if "user_id" in body:
         body["user_id"] = int(body["user_id"])
     member = world_of(request).add_member(guild, **body)
@@ -148,9 +152,7 @@ async def add_member(request: web.Request) -> web.Response:
 async def update_member(request: web.Request) -> web.Response:
     guild = guild_param(request)
     body = await body_of(request)
-    allowed = {"username", "global_name", "nick", "roles", "avatar"}
-    if set(body) - allowed:
-        raise bad_request(f"unknown fields: {', '.join(sorted(set(body) - allowed))}")
+    only_fields(body, {"username", "global_name", "nick", "roles", "avatar"})
     member = world_of(request).update_member(guild, id_param(request, "user_id"), body)
     if member is None:
         raise not_found("unknown member")
