@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import time
+from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
@@ -42,7 +43,12 @@ class Command(BaseCommand):
         target.add_argument("--all", action="store_true", help="every active guild in the cache")
         parser.add_argument("--async", dest="queue", action="store_true", help="queue it for the cluster and return")
         parser.add_argument("--full", action="store_true", help="ignore the checkpoint of an unfinished pass")
-        parser.add_argument("--budget", type=int, metavar="SECONDS", help="override the guild's time budget")
+        parser.add_argument(
+            "--budget",
+            type=int,
+            metavar="SECONDS",
+            help="set the guild's time budget per run (saved, as in the admin) before syncing",
+        )
 
     def handle(self, *args, **options) -> None:
         guilds = self.guilds(options)
@@ -51,7 +57,7 @@ class Command(BaseCommand):
         worst = 0
         for guild in guilds:
             if options["budget"]:
-                guild.sync_time_budget = guild.sync_time_budget.__class__(seconds=options["budget"])
+                guild.sync_time_budget = timedelta(seconds=options["budget"])
                 guild.save(update_fields=["sync_time_budget"])
             job, created = jobs.request_sync(
                 guild=guild, trigger=SyncJob.Trigger.CLI, requested_by=getpass.getuser(), full=options["full"]
