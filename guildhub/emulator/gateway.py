@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import yarl
 from aiohttp import WSMsgType, web
 
+from guildhub.emulator.responses import encode_json
 from guildhub.emulator.state import (
     INTENT_GUILD_MEMBERS,
     INTENT_GUILD_PRESENCES,
@@ -378,11 +379,11 @@ class Connection:
         while True:
             payload, done = await self.queue.get()
             try:
-                data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+                data = encode_json(payload)
                 if self.compressor is None:
-                    await self.ws.send_str(data)
+                    await self.ws.send_str(data.decode())
                 else:
-                    await self.ws.send_bytes(self.compressor(data.encode()))
+                    await self.ws.send_bytes(self.compressor(data))
             except (ConnectionError, RuntimeError) as exc:
                 self.closed = True  # the socket is gone: nothing more can be sent
                 if done is not None and not done.done():

@@ -138,10 +138,10 @@ def user_object(
     return user
 
 
-def generated_user(index: int, seed: int) -> dict:
-    """The Discord user object of generated user `index` (global across guilds)."""
+def generated_user(index: int, seed: int, uid: int | None = None) -> dict:
+    """The Discord user object of generated user `index` (global across guilds); `uid` if already known."""
     d = digest("user", seed, index)
-    uid = user_id(index, seed)
+    uid = user_id(index, seed) if uid is None else uid
     is_bot = d[0] < 5  # about 2 %
     first, second = pick(FIRST_WORDS, d[1]), pick(SECOND_WORDS, d[2])
     style = d[3] % 6
@@ -180,9 +180,9 @@ def generated_user(index: int, seed: int) -> dict:
     return user_object(uid, username, discriminator=discriminator, global_name=global_name, avatar=avatar, bot=is_bot)
 
 
-def generated_member(index: int, seed: int, guild_id: int, role_ids: list[int]) -> dict:
+def generated_member(index: int, seed: int, guild_id: int, role_ids: list[int], uid: int | None = None) -> dict:
     """The guild member object of generated member `index` of a guild."""
-    user = generated_user(index, seed)
+    user = generated_user(index, seed, uid)
     d = digest("member", seed, guild_id, index)
     nick = None
     nick_kind = d[0] % 10

@@ -215,9 +215,11 @@ class Guild:
             if int(r["id"]) != self.id and not r["managed"] and r["position"] < bot_position
         ]
 
-    def member_by_index(self, index: int) -> dict:
-        uid = gen.user_id(index, self.seed)
-        return self.overrides.get(uid) or gen.generated_member(index, self.seed, self.id, self.role_ids)
+    def member_by_index(self, index: int, uid: int | None = None, role_ids: list[int] | None = None) -> dict:
+        uid = gen.user_id(index, self.seed) if uid is None else uid
+        if role_ids is None:
+            role_ids = self.role_ids
+        return self.overrides.get(uid) or gen.generated_member(index, self.seed, self.id, role_ids, uid)
 
     def generated_index(self, uid: int) -> int | None:
         index = gen.user_index(uid)
@@ -246,7 +248,17 @@ class Guild:
         return heapq.merge(generated, extra)
 
     def list_members(self, *, after: int, limit: int) -> list[dict]:
-        return [self.member(uid) for uid in itertools.islice(self.iter_member_ids(after), limit)]
+        """Up to `limit` members with user ids above `after`, ascending.
+
+        The hot path of member pages and chunks: a generated member's id and the
+        guild's roles are worked out once, not again for each lookup.
+        """
+        role_ids = self.role_ids
+        members = []
+        for uid in itertools.islice(self.iter_member_ids(after), limit):
+            extra = self.extra.get(uid)
+            members.append(extra if extra is not None else self.member_by_index(gen.user_index(uid), uid, role_ids))
+        return members
 
     def search_members(self, query: str, limit: int) -> list[dict]:
         """Discord's member search: case-insensitive prefix of username or nickname."""
