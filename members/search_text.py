@@ -16,6 +16,10 @@ SEP = "\x1f"
 
 def fold(text: str) -> str:
     """Case-folded, accents removed, full-width and other compatibility forms unified."""
+    if text.isascii():
+        # Most names: for ASCII, casefold is lower and both normalisations change nothing,
+        # and a sync folds three names of every member it writes.
+        return text.lower().replace(SEP, " ")
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return unicodedata.normalize("NFC", stripped).replace(SEP, " ")
