@@ -13,6 +13,7 @@ from django.http import HttpRequest
 from guildhub.pagination import EstimatedCountPaginator
 from members.admin_mixins import MemberPickerAdminMixin
 from members.models import Guild, GuildAccess, Member, Role
+from members.search_text import fold
 from members.tasks import queue_member_sync
 from syncjobs.models import SyncJob
 
@@ -114,7 +115,10 @@ class MemberAdmin(ReadOnlyAdmin):
     ordering = ("guild_id", "user_id")
     sortable_by = ()
     search_fields = ("user_id", "username", "display_name")  # searched by get_search_results below
-    search_help_text = "A user id, or the start of a username or display name (case: as typed, lower or Capitalized)."
+    search_help_text = (
+        "A user id, the start of a username (as typed, lower or Capitalized), "
+        "or the start of a display name (any case or accents)."
+    )
     paginator = EstimatedCountPaginator
     show_full_result_count = False
 
@@ -128,23 +132,26 @@ class MemberAdmin(ReadOnlyAdmin):
         The admin's own `^field` is `UPPER(field) LIKE 'X%'` on PostgreSQL and a LIKE
         without NOCASE on SQLite: neither uses an index, so it reads every row.
         A prefix as a range (`field >= 'abc' AND field < 'abd'`) with the guild
-        ids spelled out hits the (guild, username) and (guild, display_name)
+        ids spelled out hits the (guild, username) and (guild, sort_key, user_id)
         indexes once per guild, on both databases.
         """
         term = clean_search_term(search_term)
         if not term:
             return queryset, False
+        # Usernames as typed, lower or Capitalized; display names folded like the picker's
+        # (sort_key), so "zoe" finds "Zoë" there.
         matches = Q()
-        for prefix in prefix_variants(term):
+        folded = fold(term)
+        candidates = [*(("username", p) for p in prefix_variants(term)), *([("sort_key", folded)] if folded else [])]
+        for field, prefix in candidates:
+            # The range finds the rows in the index. It is exact in code point order
+            # (SQLite, PostgreSQL's C collations); under a linguistic collation (en_US)
+            # it can take in a few non-matches, which startswith then drops.
             upper = prefix_successor(prefix)
-            for field in ("username", "display_name"):
-                # The range finds the rows in the index. It is exact in code point order
-                # (SQLite, PostgreSQL's C collations); under a linguistic collation (en_US)
-                # it can take in a few non-matches, which startswith then drops.
-                branch = Q(**{f"{field}__gte": prefix, f"{field}__startswith": prefix})
-                if upper is not None:
-                    branch &= Q(**{f"{field}__lt": upper})
-                matches |= branch
+            branch = Q(**{f"{field}__gte": prefix, f"{field}__startswith": prefix})
+            if upper is not None:
+                branch &= Q(**{f"{field}__lt": upper})
+            matches |= branch
         if is_bigint(term):
             matches |= Q(user_id=int(term))
         guild_ids = list(Guild.objects.values_list("id", flat=True))

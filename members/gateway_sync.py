@@ -73,11 +73,10 @@ class ChunkedMemberSync:
         job = self.job
         with transaction.atomic():
             for members in chunks:
-                known = services.existing_user_ids(self.guild_id, (m.user_id for m in members))
-                written = services.upsert_members(self.guild_id, members, now=now)
+                result = services.write_members(self.guild_id, members, now=now)
                 job.processed += len(members)
-                job.created_count += len(written - known)
-                job.updated_count += len(written & known)
+                job.created_count += result.created
+                job.updated_count += result.updated
             jobs.save_progress(job, ["processed", "created_count", "updated_count"])
         if self.progress:
             self.progress(job)

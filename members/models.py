@@ -148,7 +148,8 @@ class Member(models.Model):
     nothing for members whose data did not change.
     """
 
-    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="members")
+    # No index of its own: the unique (guild, user_id) index and the others all start with it.
+    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="members", db_index=False)
     user_id = models.BigIntegerField()
     username = models.CharField(max_length=100)
     # NULL mirrors Discord's null ("not set"), which an empty string would blur.
@@ -166,6 +167,9 @@ class Member(models.Model):
     # Derived from the names for search (see members.search_text): written with them.
     search_text = models.TextField(default="", editable=False)
     sort_key = models.CharField(max_length=100, default="", editable=False, help_text="folded display name")
+    # members.services.member_fingerprint of the synced data, for skipping unchanged members;
+    # NULL when unknown (the next sync compares the data itself and fills it in).
+    fingerprint = models.BigIntegerField(null=True, blank=True, editable=False)
 
     objects = MemberQuerySet.as_manager()
 
@@ -175,7 +179,6 @@ class Member(models.Model):
         indexes = [
             models.Index(fields=["guild", "departed_at"], name="member_guild_departed"),
             models.Index(fields=["guild", "username"], name="member_guild_username"),
-            models.Index(fields=["guild", "display_name"], name="member_guild_display"),
             # The picker's order (display name, then user id) in full: a LIMIT stops after 25 rows
             # even inside a run of equal display names.
             models.Index(fields=["guild", "sort_key", "user_id"], name="member_guild_sort_key_uid"),
@@ -194,6 +197,7 @@ class Member(models.Model):
         from members.search_text import search_fields
 
         self.search_text, self.sort_key = search_fields(self.username, self.global_name, self.nick, self.display_name)
+        self.fingerprint = None  # written outside a sync: let the next sync compare the data
         super().save(*args, **kwargs)
 
     @property

@@ -9,6 +9,7 @@ from typing import Any
 from django.utils import timezone
 
 from members.models import Guild, Member
+from members.search_text import search_fields
 from syncjobs.models import SyncJob
 
 _ids = itertools.count(1)
@@ -31,16 +32,19 @@ def make_members(guild: Guild, count: int, *, start: int = 1, **fields: Any) -> 
     """`count` members in one bulk insert: user ids start+1…, usernames member<n>."""
     members = []
     for n in range(start, start + count):
-        members.append(
-            Member(
-                guild=guild,
-                user_id=SNOWFLAKE_BASE + n,
-                username=f"member{n:05d}",
-                global_name=f"Member {n}",
-                display_name=f"Member {n}",
-                **fields,
-            )
+        member = Member(
+            guild=guild,
+            user_id=SNOWFLAKE_BASE + n,
+            username=f"member{n:05d}",
+            global_name=f"Member {n}",
+            display_name=f"Member {n}",
+            **fields,
         )
+        # bulk_create skips save(), which derives these as every real write does.
+        member.search_text, member.sort_key = search_fields(
+            member.username, member.global_name, member.nick, member.display_name
+        )
+        members.append(member)
     return Member.objects.bulk_create(members, batch_size=500)
 
 
