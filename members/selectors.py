@@ -3,19 +3,28 @@
 Ranking: present members whose name is the query, then whose name starts with
 it, then that contain it; departed members after them. Matching is on the
 folded username, global name and nickname (members.search_text), plus an exact
-user id or `<@id>` mention. Indexes: PostgreSQL's pg_trgm GIN index and SQLite's
-FTS5 trigram table, both over the same folded text, so both databases return the
-same members in the same order. Queries of one or two characters are too short
-for trigrams: they match whole names and display-name prefixes (a btree range).
+user id or `<@id>` mention. Indexes: a GIN index over every three-character piece
+of the folded text on PostgreSQL (migration 0009) and SQLite's FTS5 trigram table,
+both rechecked as exact substrings, so both databases return the same members in
+the same order. Queries of one or two characters are too short for trigrams: they
+match whole names and display-name prefixes (a btree range).
+
+Queries of three characters or more are planned (TierPlanning): rare text is
+fetched whole and sorted, in one statement for all tiers; common text walks the
+display order until enough members match.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Collate
@@ -96,9 +105,10 @@ def _ordered(members: QuerySet) -> QuerySet:
 def _containing(members: QuerySet, needle: str) -> QuerySet:
     """Members whose search_text contains `needle` (at least three characters), index-assisted."""
     if connection.vendor == "sqlite":
-        phrase = '"' + needle.replace('"', '""') + '"'
         return members.filter(
-            id__in=RawSQL("SELECT rowid FROM members_member_fts WHERE members_member_fts MATCH %s", [phrase])
+            id__in=RawSQL(
+                "SELECT rowid FROM members_member_fts WHERE members_member_fts MATCH %s", [_fts_phrase(needle)]
+            )
         )
     # PostgreSQL's pg_trgm index answers LIKE; Django escapes % and _ in `contains`.
     return members.filter(search_text__contains=needle)
@@ -138,23 +148,275 @@ def wants_substrings(folded: str) -> bool:
     return len(folded) >= 3 and any(c.isalnum() for c in folded)
 
 
-def _tiers(members: QuerySet, folded: str) -> list[QuerySet]:
-    """Querysets for exact, prefix and substring matches, best first."""
-    exact = _named(members, folded)
+@dataclass(frozen=True)
+class Tier:
+    """One step of the ranking: members with a whole name, a display-name prefix, or a piece of text."""
+
+    kind: str  # "name", "display_prefix" or "contains"
+    text: str
+
+
+def _tiers(folded: str) -> list[Tier]:
+    """Exact, prefix and substring tiers, best first."""
     if not wants_substrings(folded):
-        return [exact, _display_prefix(members, folded)]
-    return [exact, _containing(members, SEP + folded), _containing(members, folded)]
+        return [Tier("name", folded), Tier("display_prefix", folded)]
+    # On SQLite the whole-name tier is a substring too: the name between its separators.
+    exact = Tier("name", folded) if connection.vendor == "postgresql" else Tier("contains", SEP + folded + SEP)
+    return [exact, Tier("contains", SEP + folded), Tier("contains", folded)]
 
 
-def _collect(tiers: list[QuerySet], limit: int, source: str | None = None) -> list[MemberHit]:
+@dataclass(frozen=True)
+class TierPlanning:
+    """How a substring tier finds its first members: these limits change the speed, never the result.
+
+    A text index finds every member containing the text, but the picker wants the first
+    few in display order. For rare text fetching and sorting all matches is cheapest; for
+    common text ("the", "ale": 10k-160k members of a big guild) walking the display order
+    until enough match is, since about one member in N/matches does. SQLite counts the
+    matches up to `probe_cap` to tell which case it is (FTS5 counts in well under a
+    millisecond); PostgreSQL's trigram index cannot count without reading the rows, so it
+    asks the statistics ANALYZE keeps of that index how common the text's trigrams are.
+    """
+
+    probe_cap: int = 2000  # more matches than this: walk the display order
+    walk_rows: int = 10_000  # members walked at most before fetching and sorting after all
+    walk_share: float = 0.005  # PostgreSQL: walk when as many as this share of members may contain the text
+
+
+# PostgreSQL goes by the statistics first: it fetches all matches at once only when they say the
+# text is rare, so its cap is just a guard against stale statistics.
+PLANNING = {"sqlite": TierPlanning(walk_rows=8000), "postgresql": TierPlanning(probe_cap=8000)}
+
+HIT_COLUMNS = ", ".join(("id", *HIT_FIELDS))
+
+
+def _not_seen(seen: set[int]) -> tuple[str, list[int]]:
+    """An SQL condition leaving out members already in an earlier tier, and its parameters."""
+    if not seen:
+        return "", []
+    return f" AND user_id NOT IN ({', '.join(['%s'] * len(seen))})", sorted(seen)
+
+
+def _fts_phrase(needle: str) -> str:
+    return '"' + needle.replace('"', '""') + '"'
+
+
+def _sqlite_count_matches(needle: str, cap: int) -> int:
+    """Members of any guild whose search_text the FTS5 index says contains `needle`, counted up to cap + 1."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM members_member_fts WHERE members_member_fts MATCH %s LIMIT %s)",
+            [_fts_phrase(needle), cap + 1],
+        )
+        return cursor.fetchone()[0]
+
+
+def _sqlite_fetch_sorted(members: QuerySet, needle: str, *, want: int, seen: set[int]) -> list[Member]:
+    """Every member of `members` containing `needle`, from the FTS5 index, sorted; the first `want`."""
+    # The index folds case on its own as well; instr keeps the match the exact substring test
+    # PostgreSQL and the walk make.
+    exact = RawSQL('instr("members_member"."search_text", %s) > 0', [needle], output_field=BooleanField())
+    matching = _containing(members, needle).filter(exact).exclude(user_id__in=seen)
+    return list(_ordered(matching).only(*HIT_FIELDS)[:want])
+
+
+# search_text contains the needle: its three-character pieces from the index of migration 0009
+# (the expression is the index's, word for word, or the planner won't use it), then exactly.
+_POSTGRES_CONTAINS = "member_trigrams(search_text) @> %s::text[] AND strpos(search_text, %s) > 0"
+
+
+def _postgres_contains_params(needle: str) -> list:
+    return [sorted({needle[i : i + 3] for i in range(len(needle) - 2)}), needle]
+
+
+_trigram_stats: dict = {"read_at": -math.inf}
+TRIGRAM_STATS_SECONDS = 300.0
+
+
+def _postgres_trigram_share(needle: str) -> float:
+    """At most what share of members contain `needle`, as far as ANALYZE's statistics of the trigram index know.
+
+    Each trigram's share bounds the needle's; a trigram missing from the most common ones is
+    rarer than all of them (0.6 % of members in the 1M benchmark). 0 without statistics.
+    """
+    if time.monotonic() - _trigram_stats["read_at"] > TRIGRAM_STATS_SECONDS:
+        with connection.cursor() as cursor:
+            # The last three numbers are the minimum, maximum and null frequencies, not elements'.
+            cursor.execute(
+                "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+                "WHERE tablename = 'member_trigrams_gin' AND most_common_elems IS NOT NULL"
+            )
+            row = cursor.fetchone()
+        _trigram_stats.update(read_at=time.monotonic(), shares=dict(zip(*row, strict=False)) if row else {})
+    shares = _trigram_stats["shares"]
+    return min((shares.get(needle[i : i + 3], 0.0) for i in range(len(needle) - 2)), default=0.0)
+
+
+def _postgres_sorted_matches(members: QuerySet, needle: str, *, want: int, seen: set[int]) -> list[Member]:
+    """Every member of `members` containing `needle`, from the trigram index, sorted; the first `want`."""
+    contains = RawSQL(_POSTGRES_CONTAINS, _postgres_contains_params(needle), BooleanField())  # noqa: S611 (parameters)
+    matching = members.filter(contains).exclude(user_id__in=seen).order_by()
+    sql, params = matching.only(*HIT_FIELDS, "sort_key").query.sql_with_params()
+    # MATERIALIZED: the CTE is read whole, so the ORDER BY ... LIMIT cannot turn into a walk.
+    with _postgres_bitmap_scans():
+        return list(
+            Member.objects.raw(
+                f'WITH hits AS MATERIALIZED ({sql}) SELECT * FROM hits ORDER BY sort_key COLLATE "C", user_id LIMIT %s',  # noqa: S608
+                [*params, want],
+            )
+        )
+
+
+@contextmanager
+def _postgres_bitmap_scans() -> Iterator[None]:
+    """In this block PostgreSQL reads text matches from the trigram index, as we planned, not as it guesses."""
+    # The planner would choose between the trigram bitmap, walking the display order and a
+    # sequential scan on a selectivity guess that is often wrong by orders of magnitude (a walk
+    # of 400k rows for a rare name, a scan of the table for "| s"). Walks are our decision, made
+    # from the trigram statistics; the queries in this block are the other side of it.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")  # starting workers costs more than they save
+        yield
+        # For the rest of an enclosing transaction, if there is one.
+        cursor.execute("SET LOCAL enable_seqscan TO DEFAULT")
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather TO DEFAULT")
+
+
+def _few_matches(guild: Guild, folded: str, *, limit: int, cap: int) -> list[Member] | None:
+    """The whole search for a 3+ character query in one statement, when at most `cap` members contain it.
+
+    Whole-name and prefix matches contain the query too, so the members containing it are all
+    the candidates: rank them (present first, then whole name, prefix, substring, display order)
+    and take the first `limit`. None when more than `cap` contain it.
+    """
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT rowid FROM members_member_fts WHERE members_member_fts MATCH %s LIMIT %s",
+                [_fts_phrase(folded), cap + 1],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+        if len(ids) > cap:
+            return None
+        if not ids:
+            return []
+        # The FTS5 index also folds case by itself; instr keeps the match exact.
+        order = (
+            "departed_at IS NOT NULL, CASE WHEN instr(search_text, %s) > 0 THEN 0 "
+            "WHEN instr(search_text, %s) > 0 THEN 1 ELSE 2 END, sort_key, user_id"
+        )
+        sql = (
+            f"SELECT {HIT_COLUMNS} FROM members_member WHERE id IN ({', '.join(['%s'] * len(ids))}) "  # noqa: S608
+            f"AND guild_id = %s AND instr(search_text, %s) > 0 ORDER BY {order} LIMIT %s"
+        )
+        params = [*ids, guild.id, folded, SEP + folded + SEP, SEP + folded, limit]
+        return list(Member.objects.raw(sql, params))
+    order = (
+        "departed_at IS NOT NULL, CASE WHEN strpos(search_text, %s) > 0 THEN 0 "
+        'WHEN strpos(search_text, %s) > 0 THEN 1 ELSE 2 END, sort_key COLLATE "C", user_id'
+    )
+    sql = (
+        f"WITH hits AS MATERIALIZED (SELECT {HIT_COLUMNS}, sort_key, search_text FROM members_member "  # noqa: S608
+        f"WHERE guild_id = %s AND {_POSTGRES_CONTAINS} LIMIT %s) "
+        f"SELECT *, (SELECT count(*) FROM hits) AS matched FROM hits ORDER BY {order} LIMIT %s"
+    )
+    params = [guild.id, *_postgres_contains_params(folded), cap + 1, SEP + folded + SEP, SEP + folded, limit]
+    with _postgres_bitmap_scans():
+        found = list(Member.objects.raw(sql, params))
+    return None if found and found[0].matched > cap else found
+
+
+def _walk(guild_id: int, needle: str, *, want: int, seen: set[int], rows: int) -> list[Member] | None:
+    """The first `want` present members containing `needle` in display order, if the first `rows` members of
+    that order hold that many; else None (the others may lie anywhere further on)."""
+    # Raw SQL: the ORM cannot put a LIMIT inside a FROM, and that inner LIMIT is what bounds the
+    # walk. The match is an exact substring test on the row, as the reference ranking's.
+    skip, skip_params = _not_seen(seen)
+    columns = f"{HIT_COLUMNS}, sort_key, search_text"
+    if connection.vendor == "sqlite":
+        # INDEXED BY: the statistics may tempt SQLite to the (guild, departed_at) index and a sort.
+        # No outer ORDER BY: SQLite runs the walk as a co-routine in index order and stops at the
+        # LIMIT; sorting again would make it read all `rows` first.
+        sql = (
+            f"SELECT {HIT_COLUMNS} FROM (SELECT {columns} FROM members_member "  # noqa: S608
+            "INDEXED BY member_guild_sort_key_uid WHERE guild_id = %s AND departed_at IS NULL "
+            f"ORDER BY sort_key, user_id LIMIT %s) AS walk WHERE instr(search_text, %s) > 0{skip} LIMIT %s"
+        )
+    else:
+        # PostgreSQL streams the subquery, so the outer ORDER BY costs nothing and says what we mean.
+        order = 'sort_key COLLATE "C", user_id'
+        sql = (
+            f"SELECT {HIT_COLUMNS} FROM (SELECT {columns} FROM members_member "  # noqa: S608
+            f"WHERE guild_id = %s AND departed_at IS NULL ORDER BY {order} LIMIT %s) AS walk "
+            f"WHERE strpos(search_text, %s) > 0{skip} ORDER BY {order} LIMIT %s"
+        )
+    found = list(Member.objects.raw(sql, [guild_id, rows, needle, *skip_params, want]))
+    return found if len(found) == want else None
+
+
+def _contained(
+    members: QuerySet,
+    needle: str,
+    *,
+    guild_id: int,
+    departed: bool,
+    want: int,
+    seen: set[int],
+    planning: TierPlanning,
+    over_cap: bool,
+) -> list[Member]:
+    """The first `want` members of `members` containing `needle`, in display order, leaving out `seen`.
+
+    `over_cap`: more than planning.probe_cap members are known to contain `needle` (SQLite).
+    Members who left are 1 % of a guild: fetching all of theirs is always short.
+    """
+    if connection.vendor == "postgresql":
+        share = _postgres_trigram_share(needle)
+        if not departed and share >= planning.walk_share:
+            # About want / share members in, if the statistics are right and the matches spread out.
+            rows = min(planning.walk_rows, math.ceil(3 * want / share)) if share else planning.walk_rows
+            walked = _walk(guild_id, needle, want=want, seen=seen, rows=rows)
+            if walked is not None:
+                return walked
+        # Rare, or the matches cluster late in the display order (a common display name): sort them all.
+        return _postgres_sorted_matches(members, needle, want=want, seen=seen)
+    matched = planning.probe_cap + 1 if over_cap else _sqlite_count_matches(needle, planning.probe_cap)
+    if matched == 0:
+        return []
+    if matched > planning.probe_cap and not departed:
+        walked = _walk(guild_id, needle, want=want, seen=seen, rows=planning.walk_rows)
+        if walked is not None:
+            return walked
+    return _sqlite_fetch_sorted(members, needle, want=want, seen=seen)
+
+
+def _collect(guild: Guild, folded: str, limit: int, *, departed: bool, planning: TierPlanning) -> list[MemberHit]:
+    """Tier by tier, for queries _few_matches could not answer at once."""
+    members = Member.objects.filter(guild=guild, departed_at__isnull=not departed)
     hits: list[MemberHit] = []
     seen: set[int] = set()
-    for tier in tiers:
-        if len(hits) >= limit:
+    for tier in _tiers(folded):
+        want = limit - len(hits)
+        if want <= 0:
             break
-        for member in _ordered(tier.exclude(user_id__in=seen)).only(*HIT_FIELDS)[: limit - len(hits)]:
+        if tier.kind == "contains":
+            found = _contained(
+                members,
+                tier.text,
+                guild_id=guild.id,
+                departed=departed,
+                want=want,
+                seen=seen,
+                planning=planning,
+                over_cap=tier.text == folded and wants_substrings(folded),  # _few_matches found more
+            )
+        else:
+            matching = _named(members, tier.text) if tier.kind == "name" else _display_prefix(members, tier.text)
+            found = list(_ordered(matching.exclude(user_id__in=seen)).only(*HIT_FIELDS)[:want])
+        for member in found:
             seen.add(member.user_id)
-            hits.append(MemberHit.from_member(member, source))
+            hits.append(MemberHit.from_member(member))
     return hits
 
 
@@ -163,8 +425,11 @@ def parse_user_id(query: str) -> int | None:
     return int(match.group(1) if match.re is MENTION else match.group(0)) if match else None
 
 
-def search_cache(guild: Guild, query: str, *, limit: int = DEFAULT_LIMIT) -> tuple[list[MemberHit], list[MemberHit]]:
-    """(present hits, departed hits) from the cache alone."""
+def search_cache(
+    guild: Guild, query: str, *, limit: int = DEFAULT_LIMIT, planning: TierPlanning | None = None
+) -> tuple[list[MemberHit], list[MemberHit]]:
+    """(present hits, departed hits) from the cache alone; `planning` changes only how fast."""
+    planning = planning or PLANNING[connection.vendor]
     members = Member.objects.filter(guild=guild)
     user_id = parse_user_id(query)
     if user_id is not None:
@@ -174,10 +439,16 @@ def search_cache(guild: Guild, query: str, *, limit: int = DEFAULT_LIMIT) -> tup
         hit = MemberHit.from_member(member)
         return ([], [hit]) if hit.departed else ([hit], [])
     folded = fold(query)
-    present = _collect(_tiers(members.filter(departed_at__isnull=True), folded), limit)
+    common = connection.vendor == "postgresql" and _postgres_trigram_share(folded) >= planning.walk_share
+    if wants_substrings(folded) and not common:
+        ranked = _few_matches(guild, folded, limit=limit, cap=planning.probe_cap)
+        if ranked is not None:
+            hits = [MemberHit.from_member(member) for member in ranked]
+            return [hit for hit in hits if not hit.departed], [hit for hit in hits if hit.departed]
+    present = _collect(guild, folded, limit, departed=False, planning=planning)
     departed = []
     if len(present) < limit:
-        departed = _collect(_tiers(members.filter(departed_at__isnull=False), folded), limit - len(present))
+        departed = _collect(guild, folded, limit - len(present), departed=True, planning=planning)
     return present, departed
 
 
