@@ -11,14 +11,18 @@ Measured side by side in one run, for each database (SQLite and PostgreSQL):
   (prefixes, substrings, whole names, some matching nothing), QUERIES_PER_CLASS
   of each after a warm-up: p50, p95 and max;
 - end to end: the web app with a logged-in session (a session row made by
-  Django's test client, sent as the cookie) on Django's threaded WSGI server,
-  the one `runserver` uses, in a process of its own with TCP_NODELAY set (see
-  worker_serve: stock runserver adds 40 ms to every answer, also measured);
-  gunicorn is not a dependency. CLIENTS keep-alive loopback clients send a mix
-  of the classes above to the picker's HTML options endpoint and to the JSON
-  API: back to back (a closed loop: the most the server gives), then paced at
-  one request per PACE seconds each (people typing behind the picker's 150 ms
-  debounce), then one client alone; a fixed number of requests and a time cap.
+  Django's test client, sent as the cookie) on the production server, gunicorn
+  with the repository's gunicorn.conf.py (`--server threaded`: Django's threaded
+  WSGI server, runserver's, in one process with TCP_NODELAY set, see
+  worker_serve), in a process of its own; stock runserver, which adds 40 ms to
+  every answer, is measured with one client. CLIENTS keep-alive loopback clients
+  (coroutines on one asyncio loop, see fire) send a mix of the classes above to
+  the picker's HTML options endpoint and to the JSON API: back to back (a closed
+  loop: the most the server gives, and what the issue's target of p95 ≤ 50 ms
+  under 20 concurrent clients is judged on), then paced at one request per PACE
+  seconds each (people typing behind the picker's 150 ms debounce: reported
+  beside it, against the same 50 ms for reference), then one client alone; a
+  fixed number of requests and a time cap.
 
 And the approach users have today: a page load that fetches the guild's member
 list from Discord to fill a dropdown, with discord.py (`rest_client` and
@@ -31,9 +35,10 @@ Run it from the repository root:
     .venv/bin/python bench/member_search.py            # 1M members, SQLite and PostgreSQL (~15-20 min)
     .venv/bin/python bench/member_search.py --quick    # 50k members, SQLite only (under 2 minutes)
 
-`--members`, `--dbs`, `--requests`, `--skip-http` and `--skip-discord` narrow a
-run; `--explain QUERY` prints the plans of one query's statements after the fill;
-`--json FILE` keeps the raw figures. Each database is fresh (a SQLite file in a temporary
+`--members`, `--dbs`, `--requests`, `--skip-search`, `--skip-http` and
+`--skip-discord` narrow a run, `--server` picks the web server; `--explain
+QUERY` prints the plans of one query's statements after the fill; `--json FILE`
+keeps the raw figures. Each database is fresh (a SQLite file in a temporary
 directory, a throwaway PostgreSQL cluster from tests/pgcluster.py), migrated
 with `manage.py migrate`, and deleted at the end.
 """
@@ -41,18 +46,18 @@ with `manage.py migrate`, and deleted at the end.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
-import http.client
 import json
 import math
 import os
 import random
+import runpy
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unicodedata
 import urllib.parse
@@ -233,7 +238,7 @@ def worker_fill(members: int) -> dict:
     }
 
 
-def worker_search(members: int) -> dict:
+def worker_search(members: int, *, timed: bool = True) -> dict:
     import django
 
     django.setup()
@@ -252,6 +257,8 @@ def worker_search(members: int) -> dict:
         count = SMALL_CLASSES.get(kind, QUERIES_PER_CLASS)
         warmup = make_queries(kind, 5 if kind in SMALL_CLASSES else WARMUP_PER_CLASS, members, spec, rng)
         queries = make_queries(kind, count, members, spec, rng)
+        if not timed:  # --skip-search: the queries are still drawn, so the HTTP mix stays the same
+            continue
         for query in warmup:
             search_members(guild, query, live_fallback=False)
         timings, empty, slowest = [], 0, ("", 0.0)
@@ -440,62 +447,63 @@ def mixed_paths(path: str, queries: dict[str, list[str]], rng: random.Random, co
     return [f"{path}{urllib.parse.quote(rng.choice(pool))}" for _ in range(count)]
 
 
-def fire(
-    port: int, paths: list[str], headers: dict, *, clients: int, warmup: int, cap: float, interval: float = 0.0
+async def _fire(
+    port: int, paths: list[str], headers: dict, *, clients: int, warmup: int, cap: float, interval: float
 ) -> dict:
-    """Send `paths` from `clients` threads with keep-alive connections; latency of each after the warm-up.
-
-    interval 0: each client sends its next request as soon as the last one is answered (closed loop).
-    interval > 0: each client sends one request every `interval` seconds, like a person typing
-    behind the picker's debounce; latency counts from the planned send time, so a slow answer
-    that delays the next request is not hidden (no coordinated omission).
-    """
-    lock = threading.Lock()
-    work = iter(enumerate(paths))
     timings: list[float] = []
-    statuses: dict[int, int] = {}
+    statuses: dict[int | str, int] = {}
+    work = iter(enumerate(paths))
+    head = "".join(f"{name}: {value}\r\n" for name, value in {"Host": f"127.0.0.1:{port}", **headers}.items())
     started = time.perf_counter()
-    deadline = time.monotonic() + cap
+    deadline = started + cap
 
-    def client(number_of_client: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
+    async def exchange(streams: list, path: str) -> int:
+        if not streams:
+            streams[:] = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = streams
+        writer.write(f"GET {path} HTTP/1.1\r\n{head}\r\n".encode())
+        status_line, *header_lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        fields = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            fields[name.strip().lower()] = value.strip().lower()
+        if "content-length" not in fields:  # Django's CommonMiddleware always sets it
+            raise ConnectionError(f"no Content-Length in the answer to {path}")
+        await reader.readexactly(int(fields["content-length"]))
+        if fields.get("connection") == "close":
+            writer.close()
+            streams.clear()
+        return int(status_line.split()[1])
+
+    async def client(number_of_client: int) -> None:
+        streams: list = []  # [reader, writer] of this client's keep-alive connection, when open
         planned = started + interval * number_of_client / clients  # spread the clients' phases
         try:
-            while time.monotonic() < deadline:
-                with lock:
-                    item = next(work, None)
-                if item is None:
-                    return
-                number, path = item
+            for number, path in work:  # one iterator shared by all clients: each path is sent once
                 if interval:
-                    time.sleep(max(0.0, planned - time.perf_counter()))
-                    begin = planned
-                    planned += interval
+                    await asyncio.sleep(max(0.0, planned - time.perf_counter()))
+                    begin, planned = planned, planned + interval
                 else:
                     begin = time.perf_counter()
                 try:
-                    connection.request("GET", path, headers=headers)
-                    response = connection.getresponse()
-                    response.read()
-                    status = response.status
-                    if response.getheader("Connection", "").lower() == "close":
-                        connection.close()  # http.client reconnects on the next request
-                except (OSError, http.client.HTTPException):  # a timeout or a dropped connection: an error
-                    status = "error"
-                    connection.close()
+                    async with asyncio.timeout(REQUEST_TIMEOUT):  # no task per request, unlike wait_for
+                        status: int | str = await exchange(streams, path)
+                except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
+                    status = "error"  # a timeout or a dropped connection
+                    if streams:
+                        streams[1].close()
+                        streams.clear()
                 ms = (time.perf_counter() - begin) * 1000
-                with lock:
-                    statuses[status] = statuses.get(status, 0) + 1
-                    if number >= warmup and status == 200:
-                        timings.append(ms)
+                statuses[status] = statuses.get(status, 0) + 1
+                if number >= warmup and status == 200:
+                    timings.append(ms)
+                if time.perf_counter() >= deadline:
+                    return
         finally:
-            connection.close()
+            if streams:
+                streams[1].close()
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    await asyncio.gather(*(client(n) for n in range(clients)))
     seconds = time.perf_counter() - started
     answered = sum(statuses.values())
     return {
@@ -506,6 +514,24 @@ def fire(
         "capped": answered < len(paths),
         "load": load(),
     }
+
+
+def fire(
+    port: int, paths: list[str], headers: dict, *, clients: int, warmup: int, cap: float, interval: float = 0.0
+) -> dict:
+    """Send `paths` from `clients` keep-alive connections; latency of each after the warm-up.
+
+    interval 0: each client sends its next request as soon as the last one is answered (closed loop).
+    interval > 0: each client sends one request every `interval` seconds, like a person typing
+    behind the picker's debounce; latency counts from the planned send time, so a slow answer
+    that delays the next request is not hidden (no coordinated omission).
+
+    The clients are coroutines on one asyncio loop writing raw HTTP/1.1, in this process,
+    which does nothing else meanwhile: about 0.1 ms of CPU per request. Twenty threads
+    with http.client cost several times that, and their GIL contention took CPU from the
+    server on a 2-core machine and added their own queueing to the latencies measured.
+    """
+    return asyncio.run(_fire(port, paths, headers, clients=clients, warmup=warmup, cap=cap, interval=interval))
 
 
 def worker_serve(port: int) -> None:
@@ -532,8 +558,49 @@ def worker_serve(port: int) -> None:
     run("127.0.0.1", port, get_internal_wsgi_application(), threading=True, server_cls=NoDelayWSGIServer)
 
 
-def measure_http(db: Database, searched: dict, workdir: Path, requests: int) -> dict:
-    """The web app against `db`: the picker's HTML options and the JSON API, 20 clients, then one."""
+def gunicorn_config() -> dict:
+    """The production server's settings, from the repository's gunicorn.conf.py as gunicorn reads them."""
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    return {key: config[key] for key in ("workers", "threads", "worker_class")}
+
+
+def server_command(server: str) -> list[str]:
+    if server == "gunicorn":
+        # The production setup (README), gunicorn.conf.py, on a free port; without gunicorn's control
+        # socket, whose one default path in the home folder concurrent runs would take from each other.
+        config = f"--config={ROOT / 'gunicorn.conf.py'}"
+        return [sys.executable, "-m", "gunicorn", config, "--bind=127.0.0.1:{port}", "--no-control-socket"]
+    return [sys.executable, __file__, "--worker", "serve", "--port", "{port}"]
+
+
+def server_label(server: str) -> str:
+    if server == "gunicorn":
+        config = gunicorn_config()
+        return f"gunicorn {config['workers']}x{config['threads']}"
+    return "threaded, 1 process"
+
+
+SERVER_NOTES = {
+    "gunicorn": "gunicorn with gunicorn.conf.py (processes x threads, gthread)",
+    "threaded": "Django's threaded WSGI server (runserver's) in one process, with TCP_NODELAY",
+}
+
+
+def verdict(mode: str, result: dict) -> str:
+    """The p95 against E2E_P95: the issue's target for the closed loop, a reference for the paced clients."""
+    if mode == "solo":
+        return ""
+    errors = sum(n for status, n in result["statuses"].items() if str(status) != "200")
+    passed = result.get("p95", math.inf) <= E2E_P95 and not errors
+    word = "PASS" if passed else "FAIL"
+    return f"≤ {E2E_P95:g} {word}" + (" (the target)" if mode == "crowd" else " (reference)")
+
+
+def measure_http(db: Database, searched: dict, workdir: Path, requests: int, server_name: str, stock: bool) -> dict:
+    """The web app against `db`: the picker's HTML options and the JSON API, 20 clients, then one.
+
+    With `stock`, also the HTML options on stock runserver, one client.
+    """
     guild_id, queries = searched["guild_id"], searched["http_queries"]
     rng = random.Random(SEED)
     cookie = {"Cookie": f"sessionid={searched['session']}"}
@@ -541,13 +608,9 @@ def measure_http(db: Database, searched: dict, workdir: Path, requests: int) -> 
         "HTML options": (f"/guilds/{guild_id}/members/options?q=", {**cookie, "HX-Request": "true"}),
         "JSON API": (f"/api/guilds/{guild_id}/members?limit=25&q=", {**cookie, "Accept": "application/json"}),
     }
-    results: dict = {}
-    server = Process(
-        [sys.executable, __file__, "--worker", "serve", "--port", "{port}"],
-        db.env,
-        workdir / f"web-{db.backend}.log",
-        "/healthz",
-    )
+    results: dict = {"server": server_label(server_name)}
+    log = workdir / f"web-{db.backend}-{server_name}.log"
+    server = Process(server_command(server_name), db.env, log, "/healthz")
     try:
         for name, (path, headers) in endpoints.items():
             probe = fire(server.port, [path + "ana"], headers, clients=1, warmup=0, cap=30)
@@ -565,16 +628,18 @@ def measure_http(db: Database, searched: dict, workdir: Path, requests: int) -> 
             solo = fire(server.port, paths, headers, clients=1, warmup=20, cap=HTTP_TIME_CAP / 2)
             results[name] = {"crowd": crowd, "paced": paced, "solo": solo}
             say(
-                f"  {name}: {CLIENTS} clients back to back p50 {crowd['p50']:.1f} p95 {crowd['p95']:.1f} ms "
-                f"({crowd['per_second']:.0f} req/s, {crowd['statuses']}); paced p50 {paced['p50']:.1f} "
-                f"p95 {paced['p95']:.1f} ms ({paced['per_second']:.0f} req/s); "
-                f"1 client p50 {solo['p50']:.1f} p95 {solo['p95']:.1f} ms (load {solo['load']})"
+                f"  {name}, {results['server']}: {CLIENTS} clients back to back p50 {crowd['p50']:.1f} "
+                f"p95 {crowd['p95']:.1f} ms "
+                f"({crowd['per_second']:.0f} req/s, {crowd['statuses']}) {verdict('crowd', crowd)}; "
+                f"{CLIENTS} paced p50 {paced['p50']:.1f} p95 {paced['p95']:.1f} ms ({paced['per_second']:.0f} req/s) "
+                f"{verdict('paced', paced)}; 1 client p50 {solo['p50']:.1f} p95 {solo['p95']:.1f} ms "
+                f"(load {solo['load']})"
             )
     finally:
         server.stop()
     # The same HTML endpoint on stock runserver, one client: what `manage.py runserver` users see.
     name, (path, headers) = "HTML options", endpoints["HTML options"]
-    if "solo" in results.get(name, {}):
+    if stock and "solo" in results.get(name, {}):
         server = Process(
             [sys.executable, MANAGE, "runserver", "127.0.0.1:{port}", "--noreload"],
             db.env,
@@ -645,52 +710,58 @@ def search_rows(runs: dict) -> list[list[str]]:
 def http_rows(runs: dict) -> list[list[str]]:
     rows = []
     for backend, run in runs.items():
-        for name, result in run.get("http", {}).items():
-            if name == "runserver":
-                continue
-            if "missing" in result:
-                rows.append([backend, name, "not in this checkout", *[""] * 7])
-                continue
-            for mode, label in (("crowd", f"{CLIENTS} back to back"), ("paced", f"{CLIENTS} paced"), ("solo", "1")):
-                r = result[mode]
-                errors = sum(n for status, n in r["statuses"].items() if str(status) != "200")
-                verdict = ""
-                if mode == "crowd":
-                    verdict = f"≤ {E2E_P95:g} {'PASS' if r['p95'] <= E2E_P95 and not errors else 'FAIL'}"
-                rows.append(
-                    [
-                        backend,
-                        name,
-                        label,
-                        f"{r['n']}{' (capped)' if r['capped'] else ''}",
-                        f"{r['p50']:.1f}",
-                        f"{r['p95']:.1f}",
-                        f"{r['max']:.0f}",
-                        f"{r['per_second']:.0f}",
-                        str(errors),
-                        verdict,
-                    ]
-                )
-        stock = run.get("http", {}).get("runserver")
-        if stock:
-            rows.append(
-                [
-                    backend,
-                    "HTML, stock runserver",
-                    "1",
-                    str(stock["n"]),
-                    f"{stock['p50']:.1f}",
-                    f"{stock['p95']:.1f}",
-                    f"{stock['max']:.0f}",
-                    f"{stock['per_second']:.0f}",
-                    "",
-                    "",
-                ]
-            )
+        for served in run.get("http", []):
+            rows += served_rows(backend, served)
     return rows
 
 
-HTTP_HEADERS = ["db", "endpoint", "clients", "requests", "p50", "p95", "max", "req/s", "errors", "p95 target"]
+def served_rows(backend: str, served: dict) -> list[list[str]]:
+    rows = []
+    for name, result in served.items():
+        if name in ("runserver", "server"):
+            continue
+        if "missing" in result:
+            rows.append([backend, served["server"], name, "not in this checkout", *[""] * 7])
+            continue
+        for mode, label in (("crowd", f"{CLIENTS} back to back"), ("paced", f"{CLIENTS} paced"), ("solo", "1")):
+            r = result[mode]
+            errors = sum(n for status, n in r["statuses"].items() if str(status) != "200")
+            rows.append(
+                [
+                    backend,
+                    served["server"],
+                    name,
+                    label,
+                    f"{r['n']}{' (capped)' if r['capped'] else ''}",
+                    f"{r['p50']:.1f}",
+                    f"{r['p95']:.1f}",
+                    f"{r['max']:.0f}",
+                    f"{r['per_second']:.0f}",
+                    str(errors),
+                    verdict(mode, r),
+                ]
+            )
+    stock = served.get("runserver")
+    if stock:
+        rows.append(
+            [
+                backend,
+                "stock runserver",
+                "HTML options",
+                "1",
+                str(stock["n"]),
+                f"{stock['p50']:.1f}",
+                f"{stock['p95']:.1f}",
+                f"{stock['max']:.0f}",
+                f"{stock['per_second']:.0f}",
+                "",
+                "",
+            ]
+        )
+    return rows
+
+
+HTTP_HEADERS = ["db", "server", "endpoint", "clients", "requests", "p50", "p95", "max", "req/s", "errors", "p95 target"]
 
 
 def discord_lines(discord: dict, runs: dict, members: int) -> list[str]:
@@ -723,11 +794,11 @@ def discord_lines(discord: dict, runs: dict, members: int) -> list[str]:
     ]
     rows = []
     for backend, run in runs.items():
-        html = run.get("http", {}).get("HTML options", {})
-        server_p50 = percentile(
-            [s["p50"] for kind, s in run["search"]["search"].items() if kind != "empty"], 0.5
-        )  # median of the class medians
-        figures = [("server-side search p50 (median of classes)", server_p50)]
+        html = run["http"][0].get("HTML options", {}) if run.get("http") else {}
+        medians = [s["p50"] for kind, s in run["search"]["search"].items() if kind != "empty"]
+        figures = []
+        if medians:  # not with --skip-search
+            figures.append(("server-side search p50 (median of classes)", percentile(medians, 0.5)))
         if "crowd" in html:
             figures += [
                 ("HTML options p50, 1 client", html["solo"]["p50"]),
@@ -761,6 +832,26 @@ def discord_lines(discord: dict, runs: dict, members: int) -> list[str]:
     return lines
 
 
+def server_side_lines(runs: dict) -> list[str]:
+    return [
+        f"Server side, search_members(guild, q, live_fallback=False), {QUERIES_PER_CLASS} queries per class after "
+        f"{WARMUP_PER_CLASS} warm-up (fewer: {', '.join(f'{n} {k}' for k, n in SMALL_CLASSES.items())}), "
+        "milliseconds; load average during "
+        "the run: " + ", ".join(f"{backend} {run['search']['load']}" for backend, run in runs.items()) + ":",
+        "",
+        table(["db", "query", "n", "p50", "p95", "max", "no hit", "p95 target"], search_rows(runs)),
+        "",
+        "Slowest query per class: "
+        + "; ".join(
+            f"{backend} {kind} {s['slowest_query']!r}"
+            for backend, run in runs.items()
+            for kind, s in run["search"]["search"].items()
+            if kind != "empty"
+        ),
+        "",
+    ]
+
+
 def report(runs: dict, discord: dict | None, started: float, args: argparse.Namespace) -> str:
     parts = [
         f"Member search benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
@@ -787,31 +878,25 @@ def report(runs: dict, discord: dict | None, started: float, args: argparse.Name
         "",
         table(["db", "members", "departed", "migrate s", "fill s", "members/s", "analyze s", "load"], fill_rows),
         "",
-        f"Server side, search_members(guild, q, live_fallback=False), {QUERIES_PER_CLASS} queries per class after "
-        f"{WARMUP_PER_CLASS} warm-up (fewer: {', '.join(f'{n} {k}' for k, n in SMALL_CLASSES.items())}), "
-        "milliseconds; load average during "
-        "the run: " + ", ".join(f"{backend} {run['search']['load']}" for backend, run in runs.items()) + ":",
-        "",
-        table(["db", "query", "n", "p50", "p95", "max", "no hit", "p95 target"], search_rows(runs)),
-        "",
-        "Slowest query per class: "
-        + "; ".join(
-            f"{backend} {kind} {s['slowest_query']!r}"
-            for backend, run in runs.items()
-            for kind, s in run["search"]["search"].items()
-            if kind != "empty"
-        ),
-        "",
     ]
+    if search_rows(runs):
+        parts += server_side_lines(runs)
     rows = http_rows(runs)
     if rows:
+        servers = "; ".join(f"{name}: {SERVER_NOTES[name]}" for name in args.server)
         parts += [
-            "End to end, milliseconds: Django's threaded WSGI server (runserver's, with TCP_NODELAY; one "
-            "process), a logged-in session, mixed queries, keep-alive loopback clients: "
-            f"{CLIENTS} back to back (closed loop), {CLIENTS} paced (one request per {PACE:g} s each, "
-            f"latency from the planned send), then 1; {HTTP_WARMUP} warm-up requests, cap {HTTP_TIME_CAP:g} s each:",
+            f"End to end, milliseconds (servers: {servers}), a logged-in session, mixed queries, keep-alive "
+            f"loopback clients (asyncio, one thread): {CLIENTS} back to back (closed loop), {CLIENTS} paced (one "
+            f"request per {PACE:g} s each, latency from the planned send), then 1; {HTTP_WARMUP} warm-up requests, "
+            f"cap {HTTP_TIME_CAP:g} s each:",
             "",
             table(HTTP_HEADERS, rows),
+            "",
+            f"The target, p95 ≤ {E2E_P95:g} ms under {CLIENTS} concurrent loopback clients (issue 4), is judged on "
+            f"the back-to-back rows: {CLIENTS} clients that each always have a request in flight is what "
+            f"{CLIENTS} concurrent clients means, and the most the server can be asked. The paced rows "
+            f"({CLIENTS} people typing, {CLIENTS / PACE:g} requests/s offered) are held to the same {E2E_P95:g} ms "
+            "for reference only: they are not the target.",
             "",
         ]
     if discord:
@@ -829,7 +914,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dbs", type=lambda text: text.split(","), help="sqlite,postgres")
     parser.add_argument("--requests", type=int, help=f"HTTP requests per endpoint and mode ({HTTP_REQUESTS:,})")
     parser.add_argument("--skip-http", action="store_true", help="no web server, server-side figures only")
+    parser.add_argument(
+        "--server",
+        type=lambda text: text.split(","),
+        default=["gunicorn"],
+        help="gunicorn (gunicorn.conf.py, the production setup; the default), threaded (runserver's server in one "
+        "process), or both: gunicorn,threaded",
+    )
     parser.add_argument("--skip-discord", action="store_true", help="no page-load comparison")
+    parser.add_argument("--skip-search", action="store_true", help="no server-side figures: the fill, then end to end")
     parser.add_argument("--explain", metavar="QUERY", help="after the fill, print the plans of this query's SQL")
     parser.add_argument("--json", type=Path, help="also write the raw figures to this file")
     parser.add_argument("--worker", choices=["fill", "search", "explain", "discord", "serve"], help=argparse.SUPPRESS)
@@ -842,6 +935,8 @@ def parse_args() -> argparse.Namespace:
     args.members = args.members or (50_000 if args.quick else 1_000_000)
     args.dbs = args.dbs or (["sqlite"] if args.quick else ["sqlite", "postgres"])
     args.requests = args.requests or (QUICK_REQUESTS if args.quick else HTTP_REQUESTS)
+    if not set(args.server) <= set(SERVER_NOTES):
+        parser.error(f"--server: {', '.join(SERVER_NOTES)} or both, comma-separated")
     return args
 
 
@@ -849,7 +944,7 @@ def run_worker_here(args: argparse.Namespace) -> None:
     if args.worker == "fill":
         print(json.dumps(worker_fill(args.members)))
     elif args.worker == "search":
-        print(json.dumps(worker_search(args.members)))
+        print(json.dumps(worker_search(args.members, timed=not args.skip_search)))
     elif args.worker == "serve":
         worker_serve(args.port)
     elif args.worker == "explain":
@@ -880,7 +975,8 @@ def main() -> int:
                     f"  filled {f['rows']:,} members in {f['fill_seconds']:.1f} s "
                     f"({f['rows'] / f['fill_seconds']:,.0f}/s), analyze {f['analyze_seconds']:.1f} s (load {f['load']})"
                 )
-                run["search"] = run_worker("search", db.env, "--members", members)
+                skip = ["--skip-search"] if args.skip_search else []
+                run["search"] = run_worker("search", db.env, "--members", members, *skip)
                 for kind, s in run["search"]["search"].items():
                     say(
                         f"  {kind:>8}: p50 {s['p50']:6.2f} ms  p95 {s['p95']:6.2f} ms  max {s['max']:6.1f} ms  "
@@ -890,7 +986,10 @@ def main() -> int:
                 if args.explain is not None:
                     say(run_worker("explain", db.env, "--query", args.explain)["plan"])
                 if not args.skip_http:
-                    run["http"] = measure_http(db, run["search"], workdir, args.requests)
+                    run["http"] = [
+                        measure_http(db, run["search"], workdir, args.requests, server, stock=n == 0)
+                        for n, server in enumerate(args.server)
+                    ]
             finally:
                 db.stop()
         if not args.skip_discord:
