@@ -25,7 +25,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections, transaction
 from django.utils import timezone
 
-from guildhub.discord.guilds import MemberData, member_from_json
+from guildhub.discord.guilds import member_from_json
 from guildhub.discord.rawevents import install_raw_handler, request_all_members
 from members import services
 from members.models import Guild, Member
@@ -37,9 +37,10 @@ log = logging.getLogger(__name__)
 
 # Chunks written in one transaction. Every commit has a fixed cost (SQLite's WAL
 # pages and FTS5 segments, PostgreSQL's WAL flush), so one per chunk made the
-# commits a large share of a big guild's sync; a few chunks per commit keep the
-# progress fresh and the memory small.
-CHUNKS_PER_TRANSACTION = 5
+# commits a large share of a big guild's sync. Twenty (20,000 members, about a
+# second of a big sync) keep the progress fresh and the memory small: at most
+# two batches are in memory, about 25 MB.
+CHUNKS_PER_TRANSACTION = 20
 # Batches handed to the database thread before the socket reader waits for it.
 MAX_BATCHES_IN_FLIGHT = 1
 
@@ -63,20 +64,28 @@ class ChunkedMemberSync:
         self.done = asyncio.Event()
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"chunks-{self.guild_id}")
         self.in_flight: deque[Future] = deque()
-        self.pending: list[list[MemberData]] = []  # chunks parsed, not yet handed to the database thread
+        self.pending: list[list[services.PreparedMember]] = []  # chunks parsed, not yet handed to the database thread
         self.started_at = timezone.now()
+        self.vendor = connections["default"].vendor
+        self.rows_in_reader = True  # see _write_chunks
 
     # -- in the database thread ------------------------------------------
 
-    def _write_chunks(self, chunks: list[list[MemberData]]) -> None:
+    def _write_chunks(self, chunks: list[list[services.PreparedMember]]) -> None:
         now = timezone.now()
         job = self.job
         with transaction.atomic():
+            written = total = 0
             for members in chunks:
-                result = services.write_members(self.guild_id, members, now=now)
+                result = services.write_prepared(self.guild_id, members, now=now)
                 job.processed += len(members)
                 job.created_count += result.created
                 job.updated_count += result.updated
+                written += result.created + result.updated
+                total += len(members)
+            # A first sync writes nearly every member, a re-sync nearly none: build the rows
+            # in the socket reader only while most of them are written.
+            self.rows_in_reader = written * 2 > total
             jobs.save_progress(job, ["processed", "created_count", "updated_count"])
         if self.progress:
             self.progress(job)
@@ -107,7 +116,10 @@ class ChunkedMemberSync:
         """The raw chunk parser: take our chunks, hand them to the database thread."""
         if data.get("nonce") != self.nonce or int(data.get("guild_id", 0)) != self.guild_id:
             return False
-        members = [member_from_json(m) for m in data.get("members", [])]
+        # Prepared here, in the socket reader, so the database thread only runs SQL.
+        members = services.prepare_members(
+            (member_from_json(m) for m in data.get("members", [])), self.vendor, rows=self.rows_in_reader
+        )
         self.seen.extend(m.user_id for m in members)
         self.received += 1
         self.chunk_count = int(data.get("chunk_count", 1))

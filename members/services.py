@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import orjson
@@ -80,6 +80,56 @@ def member_fingerprint(member: MemberData) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class PreparedMember:
+    """A member with its fingerprint and, once built, its row as the database's JSON wants it."""
+
+    member: MemberData
+    fingerprint: int
+    row: tuple | None = None
+
+    @property
+    def user_id(self) -> int:
+        return self.member.user_id
+
+
+def prepare_members(
+    members: Iterable[MemberData], vendor: str | None = None, *, rows: bool = True
+) -> list[PreparedMember]:
+    """Fingerprints and (with `rows`) folded names and row values, one per user (the last wins).
+
+    Pure Python and free of the database, so an engine can run it where the data
+    arrives (the gateway's socket reader) while its database thread writes the
+    previous batch. Without `rows`, only the fingerprint: for a re-sync, where
+    the write skips most members and builds the few rows it needs itself.
+    """
+    sqlite = (vendor or connection.vendor) == "sqlite"
+    prepared = {}
+    for m in members:
+        fingerprint = member_fingerprint(m)
+        prepared[m.user_id] = PreparedMember(m, fingerprint, _row(m, fingerprint, sqlite) if rows else None)
+    return list(prepared.values())
+
+
+def _row(m: MemberData, fingerprint: int, sqlite: bool) -> tuple:
+    search_text, sort_key = search_fields(m.username, m.global_name, m.nick, m.display_name)
+    return (
+        m.user_id,
+        m.username,
+        m.global_name,
+        m.nick,
+        m.display_name,
+        m.is_bot,
+        m.avatar,
+        # SQLite's column holds JSON text and its datetimes are UTC text without an offset.
+        orjson.dumps(m.role_ids).decode() if sqlite else m.role_ids,
+        _sqlite_datetime(m.joined_at) if sqlite else m.joined_at,
+        search_text,
+        sort_key,
+        fingerprint,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class WriteResult:
     created: int
     updated: int
@@ -87,22 +137,25 @@ class WriteResult:
 
 
 def write_members(guild_id: int, members: Sequence[MemberData], *, now: datetime | None = None) -> WriteResult:
-    """What a sync calls for each page or chunk: skip unchanged members, upsert the rest.
+    """What a sync calls for each page or chunk: skip unchanged members, upsert the rest."""
+    return write_prepared(guild_id, prepare_members(members), now=now)
+
+
+def write_prepared(guild_id: int, members: Sequence[PreparedMember], *, now: datetime | None = None) -> WriteResult:
+    """Upsert the members that are new, changed or returning; skip the others.
 
     One indexed read of the stored fingerprints decides; a present member whose
     fingerprint matches costs no SQL beyond that read. The upsert still compares the
     data itself, so a stale fingerprint can cost a write but never lose one.
     """
-    members = list({m.user_id: m for m in members}.values())
     if not members:
         return WriteResult(0, 0, 0)
     stored = stored_fingerprints(guild_id, [m.user_id for m in members])
-    changed: list[tuple[MemberData, int]] = []
-    for member in members:
-        fingerprint = member_fingerprint(member)
-        # A departed member seen again is rejoining: rewrite it whatever its data.
-        if stored.get(member.user_id) != (fingerprint, True):
-            changed.append((member, fingerprint))
+    # A departed member seen again is rejoining: rewritten whatever its data.
+    changed = [m for m in members if stored.get(m.user_id) != (m.fingerprint, True)]
+    if any(m.row is None for m in changed):
+        sqlite = connection.vendor == "sqlite"
+        changed = [m if m.row is not None else replace(m, row=_row(m.member, m.fingerprint, sqlite)) for m in changed]
     written = _upsert(guild_id, changed, now or timezone.now())
     created = sum(1 for user_id in written if user_id not in stored)
     return WriteResult(created=created, updated=len(written) - created, unchanged=len(members) - len(changed))
@@ -126,11 +179,10 @@ def stored_fingerprints(guild_id: int, user_ids: Sequence[int]) -> dict[int, tup
 
 def upsert_members(guild_id: int, members: Sequence[MemberData], *, now: datetime | None = None) -> set[int]:
     """Insert new members and rewrite changed ones in one statement; return the user ids written."""
-    members = list({m.user_id: m for m in members}.values())
-    return _upsert(guild_id, [(m, member_fingerprint(m)) for m in members], now or timezone.now())
+    return _upsert(guild_id, prepare_members(members), now or timezone.now())
 
 
-def _upsert(guild_id: int, rows: Sequence[tuple[MemberData, int]], now: datetime) -> set[int]:
+def _upsert(guild_id: int, rows: Sequence[PreparedMember], now: datetime) -> set[int]:
     """One `INSERT … ON CONFLICT DO UPDATE … WHERE <data differs>` for members unique by user id.
 
     Raw SQL because the ORM cannot say "update only when the data differs"
@@ -173,9 +225,9 @@ def _upsert(guild_id: int, rows: Sequence[tuple[MemberData, int]], now: datetime
         return {user_id for (user_id,) in cursor.fetchall()}
 
 
-# The same idea on SQLite: each row a JSON array, unpacked by json_each. Binding sixteen
-# thousand parameters (and Django rewriting a 100 KB statement's placeholders) cost more
-# Python time than the rows themselves. `WHERE true` settles SQLite's parse of
+# The rows as one JSON document of arrays (PreparedMember.row), unpacked by json_each.
+# Binding sixteen thousand parameters (and Django rewriting a 100 KB statement's
+# placeholders) cost more Python time than the rows themselves. `WHERE true` settles SQLite's parse of
 # INSERT … SELECT … ON CONFLICT, which is otherwise ambiguous.
 SQLITE_JSON_ROWS = (
     "SELECT %s, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, "
@@ -183,26 +235,11 @@ SQLITE_JSON_ROWS = (
 )
 
 
-def _rows_from_json_sqlite(guild_id: int, rows: Sequence[tuple[MemberData, int]], now: datetime) -> tuple[str, list]:
+def _rows_from_json_sqlite(guild_id: int, rows: Sequence[PreparedMember], now: datetime) -> tuple[str, list]:
     """`SELECT … FROM json_each(%s)`: five parameters whatever the number of members (SQLite)."""
     stamp = _sqlite_datetime(now)
-    document = [
-        (
-            m.user_id,
-            m.username,
-            m.global_name,
-            m.nick,
-            m.display_name,
-            m.is_bot,
-            m.avatar,
-            orjson.dumps(m.role_ids).decode(),  # the column holds JSON text
-            _sqlite_datetime(m.joined_at),
-            *search_fields(m.username, m.global_name, m.nick, m.display_name),
-            fingerprint,
-        )
-        for m, fingerprint in rows
-    ]
-    return SQLITE_JSON_ROWS, [guild_id, stamp, stamp, stamp, orjson.dumps(document).decode()]
+    document = orjson.dumps([m.row for m in rows]).decode()
+    return SQLITE_JSON_ROWS, [guild_id, stamp, stamp, stamp, document]
 
 
 def _sqlite_datetime(value: datetime | None) -> str | None:
@@ -215,41 +252,20 @@ def _sqlite_datetime(value: datetime | None) -> str | None:
     return str(value)
 
 
-# The members as one JSON document that PostgreSQL unpacks into rows. psycopg parses
-# a query for its placeholders in Python on every execute (a query this long is not
-# cached), so 16,000 placeholders cost more than the upsert itself; one does not.
+# The same on PostgreSQL, unpacked by jsonb_array_elements. psycopg parses a query for
+# its placeholders in Python on every execute (a query this long is not cached), so
+# 16,000 placeholders cost more than the upsert itself; one does not.
 JSON_ROWS = (
-    "SELECT %s::bigint, r.user_id, r.username, r.global_name, r.nick, r.display_name, r.is_bot, r.avatar, "
-    "r.role_ids, r.joined_at, r.search_text, r.sort_key, r.fingerprint, %s::timestamptz, %s::timestamptz, "
+    "SELECT %s::bigint, (r ->> 0)::bigint, r ->> 1, r ->> 2, r ->> 3, r ->> 4, (r ->> 5)::boolean, r ->> 6, "
+    "r -> 7, (r ->> 8)::timestamptz, r ->> 9, r ->> 10, (r ->> 11)::bigint, %s::timestamptz, %s::timestamptz, "
     "NULL::timestamptz, %s::timestamptz "
-    "FROM jsonb_to_recordset(%s::jsonb) AS r(user_id bigint, username text, global_name text, nick text, "
-    "display_name text, is_bot boolean, avatar text, role_ids jsonb, joined_at timestamptz, search_text text, "
-    "sort_key text, fingerprint bigint)"
+    "FROM jsonb_array_elements(%s::jsonb) AS r"
 )
 
 
-def _rows_from_json(guild_id: int, rows: Sequence[tuple[MemberData, int]], now: datetime) -> tuple[str, list]:
-    """`SELECT … FROM jsonb_to_recordset(%s)`: five parameters whatever the number of members (PostgreSQL)."""
-    document = []
-    for m, fingerprint in rows:
-        search_text, sort_key = search_fields(m.username, m.global_name, m.nick, m.display_name)
-        document.append(
-            {
-                "user_id": m.user_id,
-                "username": m.username,
-                "global_name": m.global_name,
-                "nick": m.nick,
-                "display_name": m.display_name,
-                "is_bot": m.is_bot,
-                "avatar": m.avatar,
-                "role_ids": m.role_ids,
-                "joined_at": m.joined_at,
-                "search_text": search_text,
-                "sort_key": sort_key,
-                "fingerprint": fingerprint,
-            }
-        )
-    return JSON_ROWS, [guild_id, now, now, now, orjson.dumps(document).decode()]
+def _rows_from_json(guild_id: int, rows: Sequence[PreparedMember], now: datetime) -> tuple[str, list]:
+    """`SELECT … FROM jsonb_array_elements(%s)`: five parameters whatever the number of members (PostgreSQL)."""
+    return JSON_ROWS, [guild_id, now, now, now, orjson.dumps([m.row for m in rows]).decode()]
 
 
 def existing_user_ids(guild_id: int, user_ids: Iterable[int]) -> set[int]:

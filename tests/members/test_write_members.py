@@ -139,3 +139,18 @@ def test_hostile_text_is_stored_exactly(guild):
         assert row.role_ids == ["1", "2"] and row.joined_at == want.joined_at
     # Stored exactly means a re-sync sees nothing to do.
     assert services.write_members(guild.id, page).unchanged == len(HOSTILE)
+
+
+def test_members_prepared_without_rows_are_written_like_the_others(guild):
+    """A re-sync prepares fingerprints only; the write builds the rows it needs."""
+    services.write_prepared(guild.id, services.prepare_members([member(n) for n in range(5)]))
+    page = [member(n) for n in range(6)]
+    page[2] = replace(page[2], nick="Changed", display_name="Changed")
+
+    result = services.write_prepared(guild.id, services.prepare_members(page, rows=False))
+
+    assert result == services.WriteResult(created=1, updated=1, unchanged=4)
+    rows = {m.user_id: m for m in Member.objects.all()}
+    assert (rows[page[2].user_id].nick, rows[page[2].user_id].sort_key) == ("Changed", "changed")
+    assert rows[page[5].user_id].search_text == search_fields("user5", "User 5", None, "User 5")[0]
+    assert rows[page[5].user_id].fingerprint == services.member_fingerprint(page[5])
