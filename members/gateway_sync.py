@@ -218,9 +218,20 @@ async def sync_members_over_gateway(
     from guildhub.discord.clients import bot_token, build_gateway_client
     from guildhub.discord.errors import translate
 
+    guild_id = await sync_to_async(lambda: SyncJob.objects.values_list("guild_id", flat=True).get(pk=job_id))()
     client = build_gateway_client()
+    # The guild's GUILD_CREATE follows READY at once; discord.py's own "ready" then waits
+    # guild_ready_timeout (2 s) for more guilds. A client made for one sync needs only this one.
+    guild_arrived = asyncio.Event()
+
+    def on_guild_create(data: dict) -> bool:
+        if str(data.get("id")) == str(guild_id) and not data.get("unavailable"):
+            guild_arrived.set()
+        return False  # discord.py handles it as usual
+
+    uninstall = install_raw_handler(client, "GUILD_CREATE", on_guild_create)
     runner = asyncio.create_task(client.start(bot_token(token)))
-    ready = asyncio.create_task(client.wait_until_ready())
+    ready = asyncio.create_task(_first(client.wait_until_ready(), guild_arrived.wait()))
     try:
         finished, _ = await asyncio.wait({runner, ready}, timeout=connect_timeout, return_when=asyncio.FIRST_COMPLETED)
         if ready not in finished:
@@ -236,8 +247,19 @@ async def sync_members_over_gateway(
             return job
         return await run_chunked_member_sync(job_id, client, progress=progress)
     finally:
+        uninstall()
         ready.cancel()
         await client.close()
         if not runner.done():
             runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
+
+
+async def _first(*waits) -> None:
+    """Return when the first of `waits` (coroutines) is done; cancel the others."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

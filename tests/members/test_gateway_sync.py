@@ -67,3 +67,20 @@ def test_a_second_full_list_within_discords_30_seconds_fails_at_once_with_advice
     assert refused.status == SyncJob.Status.FAILED
     assert "every 30 seconds" in refused.error_message
     assert time.monotonic() - started < 30  # not the old 600 s wait
+
+
+def test_a_sync_asks_for_members_once_its_guild_arrives_not_when_discord_py_is_ready(
+    discord_settings, emulator, emulator_guild, monkeypatch
+):
+    """discord.py's ready waits guild_ready_timeout for more guilds; a one-guild sync need not."""
+    from guildhub.discord import clients
+
+    build = clients.build_gateway_client
+    monkeypatch.setattr(clients, "build_gateway_client", lambda **options: build(guild_ready_timeout=3600, **options))
+    guild = Guild.objects.create(id=emulator_guild.id, name=emulator_guild.name)
+    job, _ = jobs.request_sync(guild=guild, trigger=SyncJob.Trigger.CLI, strategy="gateway")
+
+    job = run_async(sync_members_over_gateway(job.pk, connect_timeout=30))
+
+    assert job.status == SyncJob.Status.SUCCEEDED, job.error_message
+    assert job.processed == Member.objects.filter(guild=guild).count() > 0
