@@ -23,6 +23,8 @@ class EstimatedCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         queryset = self.object_list.order_by()
+        if queryset.query.is_empty():  # .none(): nothing to count, and nothing to explain either
+            return 0
         if connections[queryset.db].vendor == "postgresql":
             # The planner's guess, from the table's statistics (pg_class.reltuples for
             # the whole table): no rows are read. Small results are counted exactly.

@@ -14,6 +14,7 @@ from guildhub.pagination import EstimatedCountPaginator
 from members.admin_mixins import MemberPickerAdminMixin
 from members.models import Guild, GuildAccess, Member, Role
 from members.search_text import fold
+from members.selectors import with_a_name_starting
 from members.tasks import queue_member_sync
 from syncjobs.models import SyncJob
 
@@ -116,8 +117,8 @@ class MemberAdmin(ReadOnlyAdmin):
     sortable_by = ()
     search_fields = ("user_id", "username", "display_name")  # searched by get_search_results below
     search_help_text = (
-        "A user id, the start of a username (as typed, lower or Capitalized), "
-        "or the start of a display name (any case or accents)."
+        "A user id, or the start of a username, global name, nickname or display name "
+        "(any case or accents; two characters or more for all but display names)."
     )
     paginator = EstimatedCountPaginator
     show_full_result_count = False
@@ -127,33 +128,37 @@ class MemberAdmin(ReadOnlyAdmin):
         return member.is_departed
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
-        """Only lookups an index answers: user id exact, username / display name prefix.
+        """Only lookups an index answers: user id exact, the start of a display name or of any name.
 
         The admin's own `^field` is `UPPER(field) LIKE 'X%'` on PostgreSQL and a LIKE
         without NOCASE on SQLite: neither uses an index, so it reads every row.
-        A prefix as a range (`field >= 'abc' AND field < 'abd'`) with the guild
-        ids spelled out hits the (guild, username) and (guild, sort_key, user_id)
-        indexes once per guild, on both databases.
+        A display-name prefix as a range (`sort_key >= 'abc' AND sort_key < 'abd'`) with
+        the guild ids spelled out hits the (guild, sort_key, user_id) index once per
+        guild; the start of a username, global name or nickname comes from the search's
+        text index (FTS5 on SQLite, trigrams on PostgreSQL). No index on usernames alone:
+        every sync would pay for it on every member it writes.
         """
         term = clean_search_term(search_term)
         if not term:
             return queryset, False
-        # Usernames as typed, lower or Capitalized; display names folded like the picker's
-        # (sort_key), so "zoe" finds "Zoë" there.
-        matches = Q()
+        # Display names from the picker's (guild, sort_key, user_id) index; any name's start
+        # (username, global name, nickname) from the text index; both folded like the picker's.
         folded = fold(term)
-        candidates = [*(("username", p) for p in prefix_variants(term)), *([("sort_key", folded)] if folded else [])]
-        for field, prefix in candidates:
+        matches = Q()
+        if folded:
             # The range finds the rows in the index. It is exact in code point order
             # (SQLite, PostgreSQL's C collations); under a linguistic collation (en_US)
             # it can take in a few non-matches, which startswith then drops.
-            upper = prefix_successor(prefix)
-            branch = Q(**{f"{field}__gte": prefix, f"{field}__startswith": prefix})
+            matches = Q(sort_key__gte=folded, sort_key__startswith=folded)
+            upper = prefix_successor(folded)
             if upper is not None:
-                branch &= Q(**{f"{field}__lt": upper})
-            matches |= branch
+                matches &= Q(sort_key__lt=upper)
+        if len(folded) >= 2:
+            matches |= Q(pk__in=with_a_name_starting(Member.objects.all(), term).values("pk"))
         if is_bigint(term):
             matches |= Q(user_id=int(term))
+        if not matches:  # nothing left to match by (only accents, say): nobody, not everybody
+            return queryset.none(), False
         guild_ids = list(Guild.objects.values_list("id", flat=True))
         return queryset.filter(matches, guild_id__in=guild_ids), False
 
@@ -165,11 +170,6 @@ def clean_search_term(term: str) -> str:
 
 def is_bigint(term: str) -> bool:
     return term.isascii() and term.isdigit() and int(term) <= BIGINT_MAX
-
-
-def prefix_variants(term: str) -> list[str]:
-    """The term as typed, in lower case and Capitalized: Discord usernames are lower case, names often not."""
-    return list(dict.fromkeys([term, term.lower(), term[:1].upper() + term[1:].lower()]))
 
 
 def prefix_successor(prefix: str) -> str | None:

@@ -178,7 +178,6 @@ class Member(models.Model):
         constraints = [models.UniqueConstraint(fields=["guild", "user_id"], name="member_unique_per_guild")]
         indexes = [
             models.Index(fields=["guild", "departed_at"], name="member_guild_departed"),
-            models.Index(fields=["guild", "username"], name="member_guild_username"),
             # The picker's order (display name, then user id) in full: a LIMIT stops after 25 rows
             # even inside a run of equal display names.
             models.Index(fields=["guild", "sort_key", "user_id"], name="member_guild_sort_key_uid"),

@@ -229,6 +229,20 @@ def _postgres_contains_params(needle: str) -> list:
     return [sorted({needle[i : i + 3] for i in range(len(needle) - 2)}), needle]
 
 
+def with_a_name_starting(members: QuerySet, text: str) -> QuerySet:
+    """Members one of whose names starts with `text` (folded; two characters or more), from the text index.
+
+    For lists across guilds, such as the admin's: no ranking, just the filter.
+    """
+    needle = SEP + fold(text)
+    if len(needle) < 3:
+        raise ValueError("a name prefix needs two characters or more")
+    if connection.vendor == "sqlite":
+        return _containing(members, needle).filter(search_text__contains=needle)
+    contains = RawSQL(_POSTGRES_CONTAINS, _postgres_contains_params(needle), BooleanField())  # noqa: S611 (parameters)
+    return members.filter(contains)
+
+
 _trigram_stats: dict = {"read_at": -math.inf}
 TRIGRAM_STATS_SECONDS = 300.0
 

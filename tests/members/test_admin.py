@@ -75,6 +75,28 @@ def test_member_search_matches_the_start_of_a_name_only(admin_client, big_guild)
     assert shown_user_ids(response) == set()
 
 
+def test_member_search_finds_the_start_of_any_name_ignoring_case_and_accents(admin_client, big_guild):
+    nicked = Member.objects.create(
+        guild=big_guild, user_id=SNOWFLAKE_BASE + 9001, username="plainuser", global_name=None, nick="Zoë Quinn"
+    )
+    nicked.display_name = "Zoë Quinn"
+    nicked.save()
+    global_named = Member.objects.create(
+        guild=big_guild, user_id=SNOWFLAKE_BASE + 9002, username="ghost", global_name="ÉLODIE", nick="Nickname"
+    )
+    global_named.display_name = "Nickname"
+    global_named.save()
+
+    assert shown_user_ids(admin_client.get(MEMBERS, {"q": "ZOE Q"})) == {nicked.user_id}  # nickname, display name
+    assert shown_user_ids(admin_client.get(MEMBERS, {"q": "elod"})) == {global_named.user_id}  # global name
+    assert shown_user_ids(admin_client.get(MEMBERS, {"q": "PLAINU"})) == {nicked.user_id}  # username, any case
+    assert shown_user_ids(admin_client.get(MEMBERS, {"q": "lainuser"})) == set()  # the start only
+
+
+def test_member_search_for_nothing_searchable_finds_nobody(admin_client, big_guild):
+    assert shown_user_ids(admin_client.get(MEMBERS, {"q": "\u0301\u0301"})) == set()
+
+
 def test_member_search_takes_hostile_input_without_an_error(admin_client, big_guild):
     for query in ["\x00", "a\x00b", "%_\\", "' OR 1=1 --", "9" * 40, "\U0010ffff", "\ud7ff"]:
         response = admin_client.get(MEMBERS, {"q": query})
