@@ -31,7 +31,7 @@ def run_on_postgres(statements):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("members", "0010_member_fts_hashsize"),
+        ("members", "0011_member_no_username_index"),
     ]
 
     operations = [
