@@ -5,19 +5,28 @@ One run claims its SyncJob with a lease, pages through `GET /guilds/{id}/members
 saves its checkpoint with it. Because pages cover contiguous id ranges, the
 present members in a page's range that the page lacks have left; they are kept
 as pending departures and marked departed only when the pass completes.
+
+Fetching and writing overlap: the run's one database thread writes page n while
+the event loop fetches page n + 1, so a page costs the slower of the two rather
+than their sum, and at most two pages are in memory. The checkpoint is saved in
+the transaction that writes its page, so it never runs ahead of what is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from guildhub.discord.clients import rest_client
@@ -31,6 +40,13 @@ from syncjobs import services as jobs
 from syncjobs.models import PendingDeparture, SyncJob
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Seconds a page write waits on SQLite for the next page's request to take its
+# rate-limit slot (see MemberSync._until_sent); longer means the request is
+# waiting for its bucket, and the write goes ahead.
+SLOT_PATIENCE = 0.02
 
 Progress = Callable[[SyncJob], None]
 
@@ -73,10 +89,15 @@ class MemberSync:
         self.stats = RequestStats()
         # Counts from earlier attempts of this job (a lease taken over after a crash).
         self.base_api_calls, self.base_rate_limit_hits = job.api_calls, job.rate_limit_hits
+        # Every query of the run goes through this one thread, in order, on one connection:
+        # a page's write can then run while the event loop fetches the next page.
+        self.db = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"member-sync-{job.pk}")
+        self.db_vendor = connections["default"].vendor
 
-    # -- database steps (run in a worker thread) ---------------------------
+    # -- database steps (run in the run's database thread) -------------------
 
-    def _write_page(self, page: list[MemberData], low: int, high: int | None) -> None:
+    def _write_page(self, page: list[MemberData], low: int, high: int | None) -> bool:
+        """Store one page with its checkpoint; returns whether someone asked the run to stop."""
         now = timezone.now()
         guild_id = self.guild.id
         seen = {m.user_id for m in page}
@@ -99,6 +120,7 @@ class MemberSync:
             }
             self._copy_stats()
             jobs.save_progress(job, PROGRESS_FIELDS)
+        return jobs.cancel_requested(job)
 
     def _copy_stats(self) -> None:
         self.job.api_calls = self.base_api_calls + self.stats.api_calls
@@ -134,9 +156,62 @@ class MemberSync:
 
     # -- the run -------------------------------------------------------------
 
+    def _in_db(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        return asyncio.wrap_future(self.db.submit(fn, *args))
+
     def _on_retry(self, attempt: int, exc: BaseException) -> None:
         self.job.retries += 1
         log.warning("guild %s: retry %s after %s", self.guild.id, attempt, exc.__class__.__name__)
+
+    def _report(self) -> None:
+        if self.progress:
+            self.progress(self.job)
+
+    async def _fetch_while_writing(
+        self, fetch: Awaitable[list[MemberData]], write: Callable[[], asyncio.Future[bool]]
+    ) -> tuple[list[MemberData], asyncio.Future[bool]]:
+        """Start fetching the next page, then start writing the current one; returns the next page and the write.
+
+        If the fetch fails, the write is waited for first: the checkpoint then
+        stands at the last page stored, and a failed write (or a lost lease) is
+        the error the run ends with.
+        """
+        fetching = asyncio.ensure_future(fetch)
+        try:
+            if self.db_vendor == "sqlite":
+                await self._until_sent(fetching)
+            writing = write()
+        except BaseException:
+            await _discard(fetching)
+            raise
+        try:
+            page = await fetching
+        except BaseException:
+            await writing
+            raise
+        return page, writing
+
+    async def _until_sent(self, fetching: asyncio.Future) -> None:
+        """Wait until `fetching` has its rate-limit slot (or waits for its bucket, or ended).
+
+        The shared rate limiter takes a request's slot in a write transaction.
+        SQLite has one write lock for the whole database: a slot asked for while
+        a page is being written waits for that write to commit, so the request
+        would go out only after the write and the overlap would be lost. The
+        limiter counts a request in `stats.api_calls` once it has its slot.
+        """
+        calls = self.stats.api_calls
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + SLOT_PATIENCE
+        while self.stats.api_calls == calls and not fetching.done() and loop.time() < give_up:
+            await asyncio.sleep(0.001)
+
+    async def _close_db(self) -> None:
+        """Close the database thread's connection and let the thread end (after any write still running)."""
+        try:
+            await self._in_db(connections.close_all)
+        finally:
+            self.db.shutdown(wait=True)
 
     async def run(self) -> SyncJob:
         deadline = self.clock() + self.guild.sync_time_budget.total_seconds()
@@ -144,42 +219,63 @@ class MemberSync:
         try:
             async with rest_client(self.token, self.api_base) as client:
                 reader = GuildReader(client, self.guild.id, policy=self.policy, on_retry=self._on_retry)
-                await sync_to_async(self._start)(await reader.guild())
-                await sync_to_async(services.upsert_roles)(self.guild, await reader.roles())
+                await self._in_db(self._start, await reader.guild())
+                await self._in_db(services.upsert_roles, self.guild, await reader.roles())
                 pass_started_at = datetime.fromisoformat(self.job.checkpoint["pass_started_at"])
                 after = int(self.job.checkpoint.get("after") or 0)
                 limit = self.guild.sync_page_size
+                if await self._in_db(self._cancel_requested):
+                    await self._in_db(self._fail, SyncJob.Status.CANCELLED, "cancelled")
+                    return self.job
+                if self.clock() >= deadline:
+                    await self._in_db(self._fail, SyncJob.Status.PARTIAL, "time budget used; resumes next run")
+                    return self.job
+                page = await reader.member_page(after=after, limit=limit)
+                writing: asyncio.Future[bool] | None = None  # the previous page's write, while `page` was fetched
+                stopped: tuple[str, str] | None = None  # why the pass ends early: status, message
                 while True:
-                    if self.clock() >= deadline:
-                        await sync_to_async(self._fail)(SyncJob.Status.PARTIAL, "time budget used; resumes next run")
-                        return self.job
-                    if await sync_to_async(self._cancel_requested)():
-                        await sync_to_async(self._fail)(SyncJob.Status.CANCELLED, "cancelled")
-                        return self.job
-                    page = await reader.member_page(after=after, limit=limit)
+                    if writing is not None:
+                        if await writing:
+                            stopped = (SyncJob.Status.CANCELLED, "cancelled")  # `page` is not stored
+                            break
+                        self._report()
                     last = len(page) < limit
-                    await sync_to_async(self._write_page)(page, after, None if last else page[-1].user_id)
-                    if self.progress:
-                        self.progress(self.job)
-                    if last:
+                    high = None if last else page[-1].user_id
+                    write = functools.partial(self._in_db, self._write_page, page, after, high)
+                    if last or self.clock() >= deadline:
+                        writing = write()
+                        if not last:
+                            stopped = (SyncJob.Status.PARTIAL, "time budget used; resumes next run")
                         break
-                    after = page[-1].user_id
-                await sync_to_async(self._complete)(pass_started_at)
-                if self.progress:
-                    self.progress(self.job)
+                    after = high
+                    page, writing = await self._fetch_while_writing(reader.member_page(after=after, limit=limit), write)
+                await writing
+                self._report()
+                if stopped:
+                    await self._in_db(self._fail, *stopped)
+                    return self.job
+                await self._in_db(self._complete, pass_started_at)
+                self._report()
                 return self.job
         except jobs.LeaseLost:
             log.warning("sync job %s: lease lost, another worker continues it", self.job.pk)
             return self.job
         except DiscordError as exc:
-            await sync_to_async(self._fail)(SyncJob.Status.FAILED, str(exc))
+            await self._in_db(self._fail, SyncJob.Status.FAILED, str(exc))
             return self.job
         except Exception as exc:
             log.exception("sync job %s failed", self.job.pk)
-            await sync_to_async(self._fail)(SyncJob.Status.FAILED, f"{exc.__class__.__name__}: {exc}")
+            await self._in_db(self._fail, SyncJob.Status.FAILED, f"{exc.__class__.__name__}: {exc}")
             return self.job
         finally:
             current_stats.reset(stats_token)
+            await self._close_db()
+
+
+async def _discard(task: asyncio.Future) -> None:
+    """Cancel `task` and wait until it has ended, whatever its outcome."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def run_member_sync(
