@@ -22,6 +22,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -62,6 +63,14 @@ PROGRESS_FIELDS = [
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page as Discord sent it, and its members prepared for the write (one per user)."""
+
+    members: list[MemberData]
+    prepared: list[services.PreparedMember]
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -93,33 +102,36 @@ class MemberSync:
         # a page's write can then run while the event loop fetches the next page.
         self.db = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"member-sync-{job.pk}")
         self.db_vendor = connections["default"].vendor
+        self.rows_in_loop = True  # see _write_page
 
     # -- database steps (run in the run's database thread) -------------------
 
-    def _write_page(self, page: list[MemberData], low: int, high: int | None) -> bool:
+    def _write_page(self, page: Page, low: int, high: int | None) -> bool:
         """Store one page with its checkpoint; returns whether someone asked the run to stop."""
         now = timezone.now()
         guild_id = self.guild.id
-        seen = {m.user_id for m in page}
+        seen = {m.user_id for m in page.members}
         with transaction.atomic():
             missing = services.present_user_ids_between(guild_id, low, high) - seen
             if missing:
                 PendingDeparture.objects.bulk_create(
                     [PendingDeparture(job=self.job, user_id=uid) for uid in missing], ignore_conflicts=True
                 )
-            known = services.existing_user_ids(guild_id, seen)
-            written = services.upsert_members(guild_id, page, now=now)
+            result = services.write_prepared(guild_id, page.prepared, now=now)
             job = self.job
-            job.processed += len(page)
-            job.created_count += len(written - known)
-            job.updated_count += len(written & known)
+            job.processed += len(page.members)
+            job.created_count += result.created
+            job.updated_count += result.updated
             job.checkpoint = {
                 **job.checkpoint,
-                "after": str(page[-1].user_id) if page else job.checkpoint.get("after", "0"),
+                "after": str(page.members[-1].user_id) if page.members else job.checkpoint.get("after", "0"),
                 "processed": job.processed,
             }
             self._copy_stats()
             jobs.save_progress(job, PROGRESS_FIELDS)
+        # A first sync writes nearly every member, a re-sync nearly none: build the rows
+        # in the event loop only while most of them are written (see _fetch_page).
+        self.rows_in_loop = (result.created + result.updated) * 2 > len(page.prepared)
         return jobs.cancel_requested(job)
 
     def _copy_stats(self) -> None:
@@ -167,9 +179,16 @@ class MemberSync:
         if self.progress:
             self.progress(self.job)
 
+    async def _fetch_page(self, reader: GuildReader, *, after: int, limit: int) -> Page:
+        members = await reader.member_page(after=after, limit=limit)
+        # Fingerprints, folded names and row values are computed here, in the event loop,
+        # while the database thread writes the previous page with the GIL released.
+        prepared = services.prepare_members(members, self.db_vendor, rows=self.rows_in_loop)
+        return Page(members, prepared)
+
     async def _fetch_while_writing(
-        self, fetch: Awaitable[list[MemberData]], write: Callable[[], asyncio.Future[bool]]
-    ) -> tuple[list[MemberData], asyncio.Future[bool]]:
+        self, fetch: Awaitable[Page], write: Callable[[], asyncio.Future[bool]]
+    ) -> tuple[Page, asyncio.Future[bool]]:
         """Start fetching the next page, then start writing the current one; returns the next page and the write.
 
         If the fetch fails, the write is waited for first: the checkpoint then
@@ -230,7 +249,7 @@ class MemberSync:
                 if self.clock() >= deadline:
                     await self._in_db(self._fail, SyncJob.Status.PARTIAL, "time budget used; resumes next run")
                     return self.job
-                page = await reader.member_page(after=after, limit=limit)
+                page = await self._fetch_page(reader, after=after, limit=limit)
                 writing: asyncio.Future[bool] | None = None  # the previous page's write, while `page` was fetched
                 stopped: tuple[str, str] | None = None  # why the pass ends early: status, message
                 while True:
@@ -239,8 +258,8 @@ class MemberSync:
                             stopped = (SyncJob.Status.CANCELLED, "cancelled")  # `page` is not stored
                             break
                         self._report()
-                    last = len(page) < limit
-                    high = None if last else page[-1].user_id
+                    last = len(page.members) < limit
+                    high = None if last else page.members[-1].user_id
                     write = functools.partial(self._in_db, self._write_page, page, after, high)
                     if last or self.clock() >= deadline:
                         writing = write()
@@ -248,7 +267,9 @@ class MemberSync:
                             stopped = (SyncJob.Status.PARTIAL, "time budget used; resumes next run")
                         break
                     after = high
-                    page, writing = await self._fetch_while_writing(reader.member_page(after=after, limit=limit), write)
+                    page, writing = await self._fetch_while_writing(
+                        self._fetch_page(reader, after=after, limit=limit), write
+                    )
                 await writing
                 self._report()
                 if stopped:
