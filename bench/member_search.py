@@ -558,6 +558,23 @@ def worker_serve(port: int) -> None:
     run("127.0.0.1", port, get_internal_wsgi_application(), threading=True, server_cls=NoDelayWSGIServer)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and of its children, from /proc (Linux; 0 elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        children = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        children = []
+    total = 0.0
+    for process in (pid, *children):
+        try:  # after the command name in parentheses: utime and stime are the 12th and 13th fields
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def gunicorn_config() -> dict:
     """The production server's settings, from the repository's gunicorn.conf.py as gunicorn reads them."""
     config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
@@ -596,6 +613,14 @@ def verdict(mode: str, result: dict) -> str:
     return f"≤ {E2E_P95:g} {word}" + (" (the target)" if mode == "crowd" else " (reference)")
 
 
+def fire_counting_cpu(server: Process, paths: list[str], headers: dict, **kwargs) -> dict:
+    """fire(), plus the web server's CPU time per answer: what it costs, whatever else the machine runs."""
+    before = cpu_seconds(server.process.pid)
+    result = fire(server.port, paths, headers, **kwargs)
+    answered = sum(result["statuses"].values())
+    return {**result, "server_cpu_ms": (cpu_seconds(server.process.pid) - before) * 1000 / max(answered, 1)}
+
+
 def measure_http(db: Database, searched: dict, workdir: Path, requests: int, server_name: str, stock: bool) -> dict:
     """The web app against `db`: the picker's HTML options and the JSON API, 20 clients, then one.
 
@@ -619,13 +644,13 @@ def measure_http(db: Database, searched: dict, workdir: Path, requests: int, ser
                 say(f"  {name}: not measured, {results[name]['missing']}")
                 continue
             paths = mixed_paths(path, queries, rng, requests + HTTP_WARMUP)
-            crowd = fire(server.port, paths, headers, clients=CLIENTS, warmup=HTTP_WARMUP, cap=HTTP_TIME_CAP)
+            crowd = fire_counting_cpu(server, paths, headers, clients=CLIENTS, warmup=HTTP_WARMUP, cap=HTTP_TIME_CAP)
             paths = mixed_paths(path, queries, rng, requests + HTTP_WARMUP)
-            paced = fire(
-                server.port, paths, headers, clients=CLIENTS, warmup=HTTP_WARMUP, cap=HTTP_TIME_CAP, interval=PACE
+            paced = fire_counting_cpu(
+                server, paths, headers, clients=CLIENTS, warmup=HTTP_WARMUP, cap=HTTP_TIME_CAP, interval=PACE
             )
             paths = mixed_paths(path, queries, rng, requests // 5 + 20)
-            solo = fire(server.port, paths, headers, clients=1, warmup=20, cap=HTTP_TIME_CAP / 2)
+            solo = fire_counting_cpu(server, paths, headers, clients=1, warmup=20, cap=HTTP_TIME_CAP / 2)
             results[name] = {"crowd": crowd, "paced": paced, "solo": solo}
             say(
                 f"  {name}, {results['server']}: {CLIENTS} clients back to back p50 {crowd['p50']:.1f} "
@@ -721,7 +746,7 @@ def served_rows(backend: str, served: dict) -> list[list[str]]:
         if name in ("runserver", "server"):
             continue
         if "missing" in result:
-            rows.append([backend, served["server"], name, "not in this checkout", *[""] * 7])
+            rows.append([backend, served["server"], name, "not in this checkout", *[""] * 8])
             continue
         for mode, label in (("crowd", f"{CLIENTS} back to back"), ("paced", f"{CLIENTS} paced"), ("solo", "1")):
             r = result[mode]
@@ -737,6 +762,7 @@ def served_rows(backend: str, served: dict) -> list[list[str]]:
                     f"{r['p95']:.1f}",
                     f"{r['max']:.0f}",
                     f"{r['per_second']:.0f}",
+                    f"{r['server_cpu_ms']:.1f}" if "server_cpu_ms" in r else "",
                     str(errors),
                     verdict(mode, r),
                 ]
@@ -756,12 +782,26 @@ def served_rows(backend: str, served: dict) -> list[list[str]]:
                 f"{stock['per_second']:.0f}",
                 "",
                 "",
+                "",
             ]
         )
     return rows
 
 
-HTTP_HEADERS = ["db", "server", "endpoint", "clients", "requests", "p50", "p95", "max", "req/s", "errors", "p95 target"]
+HTTP_HEADERS = [
+    "db",
+    "server",
+    "endpoint",
+    "clients",
+    "requests",
+    "p50",
+    "p95",
+    "max",
+    "req/s",
+    "server CPU",
+    "errors",
+    "p95 target",
+]
 
 
 def discord_lines(discord: dict, runs: dict, members: int) -> list[str]:
@@ -888,7 +928,8 @@ def report(runs: dict, discord: dict | None, started: float, args: argparse.Name
             f"End to end, milliseconds (servers: {servers}), a logged-in session, mixed queries, keep-alive "
             f"loopback clients (asyncio, one thread): {CLIENTS} back to back (closed loop), {CLIENTS} paced (one "
             f"request per {PACE:g} s each, latency from the planned send), then 1; {HTTP_WARMUP} warm-up requests, "
-            f"cap {HTTP_TIME_CAP:g} s each:",
+            f"cap {HTTP_TIME_CAP:g} s each; server CPU: milliseconds of CPU the web server's processes spent per "
+            "answer (from /proc, PostgreSQL's own not counted), which other jobs on the machine do not change:",
             "",
             table(HTTP_HEADERS, rows),
             "",
