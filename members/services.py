@@ -268,10 +268,6 @@ def _rows_from_json(guild_id: int, rows: Sequence[PreparedMember], now: datetime
     return JSON_ROWS, [guild_id, now, now, now, orjson.dumps([m.row for m in rows]).decode()]
 
 
-def existing_user_ids(guild_id: int, user_ids: Iterable[int]) -> set[int]:
-    return set(Member.objects.filter(guild_id=guild_id, user_id__in=list(user_ids)).values_list("user_id", flat=True))
-
-
 def present_user_ids_between(guild_id: int, low: int, high: int | None) -> set[int]:
     """Present members with low < user_id <= high (no upper bound when high is None)."""
     members = Member.objects.filter(guild_id=guild_id, user_id__gt=low, departed_at__isnull=True)
