@@ -75,17 +75,14 @@ class ChunkedMemberSync:
         now = timezone.now()
         job = self.job
         with transaction.atomic():
-            written = total = 0
+            batch = services.WriteResult(0, 0, 0)
             for members in chunks:
                 result = services.write_prepared(self.guild_id, members, now=now)
                 job.processed += len(members)
                 job.created_count += result.created
                 job.updated_count += result.updated
-                written += result.created + result.updated
-                total += len(members)
-            # A first sync writes nearly every member, a re-sync nearly none: build the rows
-            # in the socket reader only while most of them are written.
-            self.rows_in_reader = written * 2 > total
+                batch += result
+            self.rows_in_reader = batch.mostly_written
             jobs.save_progress(job, ["processed", "created_count", "updated_count"])
         if self.progress:
             self.progress(job)

@@ -135,6 +135,18 @@ class WriteResult:
     updated: int
     unchanged: int
 
+    def __add__(self, other: WriteResult) -> WriteResult:
+        return WriteResult(self.created + other.created, self.updated + other.updated, self.unchanged + other.unchanged)
+
+    @property
+    def mostly_written(self) -> bool:
+        """More than half the members were new or changed: a first sync, not a re-sync.
+
+        The engines build the next rows up front (prepare_members(rows=True)) only then:
+        a re-sync writes nearly nobody, and write_prepared builds the few rows it needs.
+        """
+        return (self.created + self.updated) * 2 > self.created + self.updated + self.unchanged
+
 
 def write_members(guild_id: int, members: Sequence[MemberData], *, now: datetime | None = None) -> WriteResult:
     """What a sync calls for each page or chunk: skip unchanged members, upsert the rest."""

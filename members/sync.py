@@ -129,9 +129,7 @@ class MemberSync:
             }
             self._copy_stats()
             jobs.save_progress(job, PROGRESS_FIELDS)
-        # A first sync writes nearly every member, a re-sync nearly none: build the rows
-        # in the event loop only while most of them are written (see _fetch_page).
-        self.rows_in_loop = (result.created + result.updated) * 2 > len(page.prepared)
+        self.rows_in_loop = result.mostly_written  # see _fetch_page
         return jobs.cancel_requested(job)
 
     def _copy_stats(self) -> None:

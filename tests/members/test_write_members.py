@@ -41,7 +41,12 @@ def test_a_second_write_of_the_same_members_writes_nothing(guild):
     assert services.write_members(guild.id, page) == services.WriteResult(created=50, updated=0, unchanged=0)
     before = dict(Member.objects.values_list("user_id", "updated_at"))
 
-    assert services.write_members(guild.id, page) == services.WriteResult(created=0, updated=0, unchanged=50)
+    again = services.write_members(guild.id, page)
+    assert again == services.WriteResult(created=0, updated=0, unchanged=50)
+    # What the engines go by to build rows up front (a first sync) or not (a re-sync).
+    assert services.WriteResult(created=50, updated=0, unchanged=0).mostly_written and not again.mostly_written
+    assert not (again + services.WriteResult(26, 24, 0)).mostly_written  # 50 of 100: not more than half
+    assert (again + services.WriteResult(26, 25, 0)).mostly_written  # 51 of 101
 
     assert dict(Member.objects.values_list("user_id", "updated_at")) == before
 
