@@ -103,15 +103,17 @@ def _ordered(members: QuerySet) -> QuerySet:
 
 
 def _containing(members: QuerySet, needle: str) -> QuerySet:
-    """Members whose search_text contains `needle` (at least three characters), index-assisted."""
+    """Members whose search_text contains `needle` exactly, the candidates from the text index."""
     if connection.vendor == "sqlite":
-        return members.filter(
-            id__in=RawSQL(
-                "SELECT rowid FROM members_member_fts WHERE members_member_fts MATCH %s", [_fts_phrase(needle)]
-            )
+        in_index = RawSQL(
+            "SELECT rowid FROM members_member_fts WHERE members_member_fts MATCH %s", [_fts_phrase(needle)]
         )
-    # PostgreSQL's pg_trgm index answers LIKE; Django escapes % and _ in `contains`.
-    return members.filter(search_text__contains=needle)
+        # The FTS5 index also folds case by itself; instr keeps the match the exact substring
+        # test PostgreSQL and the walk make.
+        exact = RawSQL('instr("members_member"."search_text", %s) > 0', [needle], output_field=BooleanField())
+        return members.filter(id__in=in_index).filter(exact)
+    contains = RawSQL(_POSTGRES_CONTAINS, _postgres_contains_params(needle), BooleanField())  # noqa: S611 (parameters)
+    return members.filter(contains)
 
 
 def _named(members: QuerySet, folded: str) -> QuerySet:
@@ -213,10 +215,7 @@ def _sqlite_count_matches(needle: str, cap: int) -> int:
 
 def _sqlite_fetch_sorted(members: QuerySet, needle: str, *, want: int, seen: set[int]) -> list[Member]:
     """Every member of `members` containing `needle`, from the FTS5 index, sorted; the first `want`."""
-    # The index folds case on its own as well; instr keeps the match the exact substring test
-    # PostgreSQL and the walk make.
-    exact = RawSQL('instr("members_member"."search_text", %s) > 0', [needle], output_field=BooleanField())
-    matching = _containing(members, needle).filter(exact).exclude(user_id__in=seen)
+    matching = _containing(members, needle).exclude(user_id__in=seen)
     return list(_ordered(matching).only(*HIT_FIELDS)[:want])
 
 
@@ -237,10 +236,7 @@ def with_a_name_starting(members: QuerySet, text: str) -> QuerySet:
     needle = SEP + fold(text)
     if len(needle) < 3:
         raise ValueError("a name prefix needs two characters or more")
-    if connection.vendor == "sqlite":
-        return _containing(members, needle).filter(search_text__contains=needle)
-    contains = RawSQL(_POSTGRES_CONTAINS, _postgres_contains_params(needle), BooleanField())  # noqa: S611 (parameters)
-    return members.filter(contains)
+    return _containing(members, needle)
 
 
 _trigram_stats: dict = {"read_at": -math.inf}
@@ -268,8 +264,7 @@ def _postgres_trigram_share(needle: str) -> float:
 
 def _postgres_sorted_matches(members: QuerySet, needle: str, *, want: int, seen: set[int]) -> list[Member]:
     """Every member of `members` containing `needle`, from the trigram index, sorted; the first `want`."""
-    contains = RawSQL(_POSTGRES_CONTAINS, _postgres_contains_params(needle), BooleanField())  # noqa: S611 (parameters)
-    matching = members.filter(contains).exclude(user_id__in=seen).order_by()
+    matching = _containing(members, needle).exclude(user_id__in=seen).order_by()
     sql, params = matching.only(*HIT_FIELDS, "sort_key").query.sql_with_params()
     # MATERIALIZED: the CTE is read whole, so the ORDER BY ... LIMIT cannot turn into a walk.
     with _postgres_bitmap_scans():
