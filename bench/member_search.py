@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import os
@@ -65,6 +64,7 @@ import urllib.request
 from pathlib import Path
 
 from figures import percentile, say, table  # bench/ is on sys.path when a benchmark runs
+from processes import Process
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -355,12 +355,6 @@ def worker_discord(api_base: str, guild_id: int, loads: int) -> dict:
 # -- the orchestrating side: databases, processes, HTTP clients ---------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DISCORD_API_BASE", "REDIS_URL")}
     # No bot token: a query the cache cannot answer gets the cache's answer at once,
@@ -408,38 +402,6 @@ class Database:
     def stop(self) -> None:
         if self.cluster is not None:
             self.cluster.stop()
-
-
-class Process:
-    """A server on a free loopback port, in a process of its own; `{port}` in `command` is replaced."""
-
-    def __init__(self, command: list[str], env: dict, log: Path, ready_path: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(log, "w")  # noqa: SIM115 (closed in stop)
-        command = [part.format(port=self.port) for part in command]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self._wait_until_ready(ready_path)
-
-    def _wait_until_ready(self, path: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.log.name}: the server exited with code {self.process.returncode}")
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(self.url + path, timeout=5).close()  # noqa: S310 (loopback)
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.log.name}: the server did not answer in time")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
 
 
 def mixed_paths(path: str, queries: dict[str, list[str]], rng: random.Random, count: int) -> list[str]:
@@ -558,23 +520,6 @@ def worker_serve(port: int) -> None:
     run("127.0.0.1", port, get_internal_wsgi_application(), threading=True, server_cls=NoDelayWSGIServer)
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a process and of its children, from /proc (Linux; 0 elsewhere)."""
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    try:
-        children = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        children = []
-    total = 0.0
-    for process in (pid, *children):
-        try:  # after the command name in parentheses: utime and stime are the 12th and 13th fields
-            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
 def gunicorn_config() -> dict:
     """The production server's settings, from the repository's gunicorn.conf.py as gunicorn reads them."""
     config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
@@ -615,10 +560,10 @@ def verdict(mode: str, result: dict) -> str:
 
 def fire_counting_cpu(server: Process, paths: list[str], headers: dict, **kwargs) -> dict:
     """fire(), plus the web server's CPU time per answer: what it costs, whatever else the machine runs."""
-    before = cpu_seconds(server.process.pid)
+    before = server.cpu_seconds(live_children=True)
     result = fire(server.port, paths, headers, **kwargs)
     answered = sum(result["statuses"].values())
-    return {**result, "server_cpu_ms": (cpu_seconds(server.process.pid) - before) * 1000 / max(answered, 1)}
+    return {**result, "server_cpu_ms": (server.cpu_seconds(live_children=True) - before) * 1000 / max(answered, 1)}
 
 
 def measure_http(db: Database, searched: dict, workdir: Path, requests: int, server_name: str, stock: bool) -> dict:

@@ -46,7 +46,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from figures import say, table  # bench/ is on sys.path when a benchmark runs
+from processes import Process, cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -172,12 +172,6 @@ async def stream_only(guild_id: int) -> int:
 # -- the orchestrating side ----------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def http_json(url: str, *, method: str = "GET", body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json"}
@@ -186,27 +180,17 @@ def http_json(url: str, *, method: str = "GET", body: dict | None = None) -> dic
         return json.load(response)
 
 
-def process_cpu_seconds(pid: int, *, children: bool = False) -> float:
-    import psutil
-
-    times = psutil.Process(pid).cpu_times()
-    total = times.user + times.system
-    return total + times.children_user + times.children_system if children else total
-
-
 class Emulator:
     """`manage.py emulator` in a process of its own, with one guild of `members` members."""
 
     def __init__(self, members: int, workdir: Path, bucket: tuple[int, float]) -> None:
         self.members = members
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         limit, per = bucket
         command = [
             sys.executable,
             MANAGE,
             "emulator",
-            f"--port={self.port}",
+            "--port={port}",
             f"--seed={SEED}",
             f"--members={members}",
             "--channels=1",
@@ -217,21 +201,9 @@ class Emulator:
             # follows the first sync at once, so the benchmark lifts that rule.
             "--member-request-interval=0",
         ]
-        self.log = open(workdir / f"emulator-{self.port}.log", "w")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(command, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=base_env())
-        self._wait_until_ready()
+        self.server = Process(command, base_env(), workdir / "emulator-{port}.log", "/_emulator/state")
+        self.url = self.server.url
         self.guild_id = int(http_json(f"{self.url}/_emulator/state")["guilds"][0]["id"])
-
-    def _wait_until_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the emulator exited with code {self.process.returncode}")
-            with contextlib.suppress(OSError):
-                http_json(f"{self.url}/_emulator/state")
-                return
-            time.sleep(0.2)
-        raise RuntimeError("the emulator did not answer in time")
 
     @property
     def api_base(self) -> str:
@@ -244,7 +216,7 @@ class Emulator:
         return http_json(f"{self.url}/_emulator/counters")
 
     def cpu_seconds(self) -> float:
-        return process_cpu_seconds(self.process.pid)
+        return self.server.cpu_seconds()
 
     def change_nicknames(self, user_ids: list[int]) -> float:
         """PATCH each member's nickname through the control API; returns the seconds it took."""
@@ -266,13 +238,7 @@ class Emulator:
                 await asyncio.gather(*(patch(uid) for uid in user_ids[start : start + 1000]))
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
+        self.server.stop()
 
 
 def changed_member_ids(members: int, guild_id: int) -> list[int]:
@@ -336,7 +302,7 @@ class Databases:
         """CPU the PostgreSQL server used so far (its backends count once they exit); 0 for SQLite, in-process."""
         if backend != "postgres" or self.cluster is None:
             return 0.0
-        return process_cpu_seconds(self.cluster.process.pid, children=True)
+        return cpu_seconds(self.cluster.process.pid, reaped_children=True)
 
     def _postgres_command(self, sql: str) -> None:
         import psycopg
