@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+from members.migrations._vendor_sql import run_for_vendor
+
 # Each database gets the index it is good at; both search the same folded text.
 POSTGRES_UP = [
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
@@ -48,14 +50,6 @@ def fill_search_fields(apps, schema_editor):
             batch = []
     if batch:
         Member.objects.bulk_update(batch, ["search_text", "sort_key"])
-
-
-def run_for_vendor(statements: dict):
-    def run(apps, schema_editor):
-        for sql in statements.get(schema_editor.connection.vendor, []):
-            schema_editor.execute(sql)
-
-    return run
 
 
 class Migration(migrations.Migration):

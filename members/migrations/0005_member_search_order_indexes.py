@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+from members.migrations._vendor_sql import run_on_postgres
+
 # PostgreSQL orders and ranges by the C-collated sort key (see 0003); that index gets
 # the user id too, so the whole ORDER BY comes from it.
 POSTGRES_UP = [
@@ -12,15 +14,6 @@ POSTGRES_DOWN = [
     'CREATE INDEX IF NOT EXISTS member_guild_sort_key_c ON members_member (guild_id, (sort_key COLLATE "C"))',
     "DROP INDEX IF EXISTS member_guild_sort_key_c_uid",
 ]
-
-
-def run_on_postgres(statements):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            for sql in statements:
-                schema_editor.execute(sql)
-
-    return run
 
 
 class Migration(migrations.Migration):

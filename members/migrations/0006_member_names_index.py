@@ -1,5 +1,7 @@
 from django.db import migrations
 
+from members.migrations._vendor_sql import run_on_postgres
+
 # PostgreSQL only: the member's folded names as an array (search_text split at its
 # separator, chr(31) = members.search_text.SEP), so that the search's exact-name tier
 # is an index look-up rather than a pg_trgm scan that cannot see where a name ends.
@@ -7,15 +9,6 @@ POSTGRES_UP = [
     "CREATE INDEX IF NOT EXISTS member_names_gin ON members_member USING gin (string_to_array(search_text, chr(31)))",
 ]
 POSTGRES_DOWN = ["DROP INDEX IF EXISTS member_names_gin"]
-
-
-def run_on_postgres(statements):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            for sql in statements:
-                schema_editor.execute(sql)
-
-    return run
 
 
 class Migration(migrations.Migration):

@@ -1,5 +1,7 @@
 from django.db import migrations
 
+from members.migrations._vendor_sql import run_on_postgres
+
 # PostgreSQL only: every three-character piece of search_text as an array, with a GIN index,
 # so that the substring tiers of the search find their candidates the way SQLite's FTS5
 # trigram table does. pg_trgm reads text as words of letters and digits, so a query with a
@@ -12,15 +14,6 @@ POSTGRES_UP = [
     "CREATE INDEX IF NOT EXISTS member_trigrams_gin ON members_member USING gin (member_trigrams(search_text))",
 ]
 POSTGRES_DOWN = ["DROP INDEX IF EXISTS member_trigrams_gin", "DROP FUNCTION IF EXISTS member_trigrams(text)"]
-
-
-def run_on_postgres(statements):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            for sql in statements:
-                schema_editor.execute(sql)
-
-    return run
 
 
 class Migration(migrations.Migration):

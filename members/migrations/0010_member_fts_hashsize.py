@@ -10,18 +10,11 @@ table's own config, so every connection uses it. PostgreSQL: nothing to do.
 
 from django.db import migrations
 
-DEFAULT_HASHSIZE = 1024 * 1024
-SYNC_HASHSIZE = 16 * 1024 * 1024
+from members.migrations._vendor_sql import run_for_vendor
 
-
-def set_hashsize(size: int):
-    def run(apps, schema_editor) -> None:
-        if schema_editor.connection.vendor == "sqlite":
-            schema_editor.execute(
-                "INSERT INTO members_member_fts(members_member_fts, rank) VALUES ('hashsize', %s)", [size]
-            )
-
-    return run
+# 16 MB for syncs; 1 MB is FTS5's default (migrating back restores it).
+SQLITE_UP = ["INSERT INTO members_member_fts(members_member_fts, rank) VALUES ('hashsize', 16777216)"]
+SQLITE_DOWN = ["INSERT INTO members_member_fts(members_member_fts, rank) VALUES ('hashsize', 1048576)"]
 
 
 class Migration(migrations.Migration):
@@ -30,5 +23,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(set_hashsize(SYNC_HASHSIZE), set_hashsize(DEFAULT_HASHSIZE)),
+        migrations.RunPython(run_for_vendor({"sqlite": SQLITE_UP}), run_for_vendor({"sqlite": SQLITE_DOWN})),
     ]

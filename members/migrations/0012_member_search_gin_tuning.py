@@ -1,5 +1,7 @@
 from django.db import migrations
 
+from members.migrations._vendor_sql import run_on_postgres
+
 # PostgreSQL only.
 # - pg_trgm's index (0003) answers no query any more: substrings come from 0009's index over
 #   every three-character piece, whole names from 0006's. Every member a sync writes still paid
@@ -18,15 +20,6 @@ POSTGRES_DOWN = [
     "ALTER INDEX member_names_gin RESET (gin_pending_list_limit)",
     "CREATE INDEX IF NOT EXISTS member_search_trgm ON members_member USING gin (search_text gin_trgm_ops)",
 ]
-
-
-def run_on_postgres(statements):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            for sql in statements:
-                schema_editor.execute(sql)
-
-    return run
 
 
 class Migration(migrations.Migration):
