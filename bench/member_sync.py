@@ -142,6 +142,7 @@ async def stream_only(guild_id: int) -> int:
     """
     from guildhub.discord.clients import bot_token, build_gateway_client
     from guildhub.discord.rawevents import install_raw_handler, request_all_members
+    from members.gateway_sync import GuildArrival
 
     nonce, received, members = "bench-stream", [0], [0]
     done = asyncio.Event()
@@ -156,9 +157,10 @@ async def stream_only(guild_id: int) -> int:
         return True
 
     client = build_gateway_client()
+    arrival = GuildArrival(client, guild_id)  # as the sync does: no 2 s wait for other guilds
     runner = asyncio.create_task(client.start(bot_token()))
     try:
-        await asyncio.wait_for(client.wait_until_ready(), 60)
+        await asyncio.wait_for(arrival.wait(), 60)
         uninstall = install_raw_handler(client, "GUILD_MEMBERS_CHUNK", on_chunk)
         await request_all_members(client, guild_id, nonce=nonce)
         await asyncio.wait_for(done.wait(), 600)

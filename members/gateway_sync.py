@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 CHUNKS_PER_TRANSACTION = 20
 # Batches handed to the database thread before the socket reader waits for it.
 MAX_BATCHES_IN_FLIGHT = 1
+# A chunk's members as the database thread gets them: prepared (True), or Discord's objects as sent (False).
+Chunk = tuple[list, bool]
 
 
 class ChunkedMemberSync:
@@ -64,20 +66,21 @@ class ChunkedMemberSync:
         self.done = asyncio.Event()
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"chunks-{self.guild_id}")
         self.in_flight: deque[Future] = deque()
-        self.pending: list[list[services.PreparedMember]] = []  # chunks parsed, not yet handed to the database thread
+        self.pending: list[Chunk] = []  # chunks received, not yet handed to the database thread
         self.started_at = timezone.now()
         self.vendor = connections["default"].vendor
-        self.rows_in_reader = True  # see _write_chunks
+        self.rows_in_reader = True  # whether on_chunk builds rows: set by _plan, then by each batch
 
     # -- in the database thread ------------------------------------------
 
-    def _write_chunks(self, chunks: list[list[services.PreparedMember]]) -> None:
+    def _write_chunks(self, chunks: list[Chunk]) -> None:
         now = timezone.now()
         job = self.job
         with transaction.atomic():
             batch = services.WriteResult(0, 0, 0)
-            for members in chunks:
-                result = services.write_prepared(self.guild_id, members, now=now)
+            for members, prepared in chunks:
+                write = services.write_prepared if prepared else services.write_from_json
+                result = write(self.guild_id, members, now=now)
                 job.processed += len(members)
                 job.created_count += result.created
                 job.updated_count += result.updated
@@ -86,6 +89,12 @@ class ChunkedMemberSync:
             jobs.save_progress(job, ["processed", "created_count", "updated_count"])
         if self.progress:
             self.progress(job)
+
+    def _plan(self) -> None:
+        self.job.expected = Guild.objects.get(pk=self.guild_id).approximate_member_count
+        # Members already cached: a re-sync, where nearly everyone is unchanged. The reader then
+        # hands chunks over as sent from the start, and the first batch says if that was wrong.
+        self.rows_in_reader = not Member.objects.filter(guild_id=self.guild_id, departed_at__isnull=True).exists()
 
     def _complete(self) -> None:
         """Mark departed the present members no chunk mentioned, then finish the job."""
@@ -113,14 +122,18 @@ class ChunkedMemberSync:
         """The raw chunk parser: take our chunks, hand them to the database thread."""
         if data.get("nonce") != self.nonce or int(data.get("guild_id", 0)) != self.guild_id:
             return False
-        # Prepared here, in the socket reader, so the database thread only runs SQL.
-        members = services.prepare_members(
-            (member_from_json(m) for m in data.get("members", [])), self.vendor, rows=self.rows_in_reader
-        )
-        self.seen.extend(m.user_id for m in members)
+        raw = data.get("members", [])
+        if self.rows_in_reader:
+            # A first sync: rows built here, in the socket reader, so the database thread only runs SQL.
+            members = services.prepare_members((member_from_json(m) for m in raw), self.vendor)
+            self.seen.extend(m.user_id for m in members)
+            self.pending.append((members, True))
+        else:
+            # A re-sync: the database thread compares digests and parses only the changed few.
+            self.seen.extend(int(m["user"]["id"]) for m in raw)
+            self.pending.append((raw, False))
         self.received += 1
         self.chunk_count = int(data.get("chunk_count", 1))
-        self.pending.append(members)
         last = self.received >= self.chunk_count
         if len(self.pending) >= CHUNKS_PER_TRANSACTION or last:
             self.in_flight.append(self.writer.submit(self._write_chunks, self.pending))
@@ -169,8 +182,7 @@ class ChunkedMemberSync:
             install_raw_handler(self.client, "RATE_LIMITED", self.on_rate_limited),
         ]
         try:
-            expected = await sync_to_async(lambda: Guild.objects.get(pk=self.guild_id).approximate_member_count)()
-            self.job.expected = expected
+            await self._in_writer(self._plan)
             await request_all_members(self.client, self.guild_id, nonce=self.nonce)
             await self._wait_for_chunks()
             await self._drain()
@@ -217,18 +229,9 @@ async def sync_members_over_gateway(
 
     guild_id = await sync_to_async(lambda: SyncJob.objects.values_list("guild_id", flat=True).get(pk=job_id))()
     client = build_gateway_client()
-    # The guild's GUILD_CREATE follows READY at once; discord.py's own "ready" then waits
-    # guild_ready_timeout (2 s) for more guilds. A client made for one sync needs only this one.
-    guild_arrived = asyncio.Event()
-
-    def on_guild_create(data: dict) -> bool:
-        if str(data.get("id")) == str(guild_id) and not data.get("unavailable"):
-            guild_arrived.set()
-        return False  # discord.py handles it as usual
-
-    uninstall = install_raw_handler(client, "GUILD_CREATE", on_guild_create)
+    arrival = GuildArrival(client, guild_id)
     runner = asyncio.create_task(client.start(bot_token(token)))
-    ready = asyncio.create_task(_first(client.wait_until_ready(), guild_arrived.wait()))
+    ready = asyncio.create_task(arrival.wait())
     try:
         finished, _ = await asyncio.wait({runner, ready}, timeout=connect_timeout, return_when=asyncio.FIRST_COMPLETED)
         if ready not in finished:
@@ -244,12 +247,34 @@ async def sync_members_over_gateway(
             return job
         return await run_chunked_member_sync(job_id, client, progress=progress)
     finally:
-        uninstall()
+        arrival.uninstall()
         ready.cancel()
         await client.close()
         if not runner.done():
             runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
+
+
+class GuildArrival:
+    """When a client just started can ask for one guild's members: made before the client starts.
+
+    The guild's GUILD_CREATE follows READY at once; discord.py's own "ready" then waits
+    guild_ready_timeout (2 s) for more guilds. A client made for one guild needs only that one.
+    """
+
+    def __init__(self, client: discord.Client, guild_id: int) -> None:
+        self.client = client
+        self.guild_id = str(guild_id)
+        self.arrived = asyncio.Event()
+        self.uninstall = install_raw_handler(client, "GUILD_CREATE", self._on_guild_create)
+
+    def _on_guild_create(self, data: dict) -> bool:
+        if str(data.get("id")) == self.guild_id and not data.get("unavailable"):
+            self.arrived.set()
+        return False  # discord.py handles it as usual
+
+    async def wait(self) -> None:
+        await _first(self.client.wait_until_ready(), self.arrived.wait())
 
 
 async def _first(*waits) -> None:

@@ -11,7 +11,7 @@ import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
-from guildhub.discord.guilds import GuildInfo, MemberData, RoleData
+from guildhub.discord.guilds import GuildInfo, MemberData, RoleData, member_digest, member_from_json
 from members.models import Guild, Member, Role
 from members.search_text import search_fields
 
@@ -59,11 +59,15 @@ def upsert_roles(guild: Guild, roles: Sequence[RoleData], *, now: datetime | Non
 
 
 def member_fingerprint(member: MemberData) -> int:
-    """A stable 64-bit digest of the member's synced data (DATA_COLUMNS), stored with the row.
+    """A stable 64-bit digest of the member's synced data, stored with the row.
 
     A re-sync compares it to skip members whose data did not change before building
-    or sending any SQL for them. Stable across processes, unlike hash().
+    or sending any SQL for them. Members read from Discord carry the digest of the
+    object they came from (member_digest), which a re-sync computes without parsing;
+    members built by hand get one of their fields. Stable across processes, unlike hash().
     """
+    if member.digest is not None:
+        return member.digest
     data = orjson.dumps(
         (
             member.username,
@@ -165,12 +169,37 @@ def write_prepared(guild_id: int, members: Sequence[PreparedMember], *, now: dat
     stored = stored_fingerprints(guild_id, [m.user_id for m in members])
     # A departed member seen again is rejoining: rewritten whatever its data.
     changed = [m for m in members if stored.get(m.user_id) != (m.fingerprint, True)]
+    return _write_changed(guild_id, changed, stored, len(members), now)
+
+
+def write_from_json(guild_id: int, members: Sequence[dict], *, now: datetime | None = None) -> WriteResult:
+    """write_prepared for Discord's member objects as they arrived: parse only the new and changed.
+
+    For a re-sync, where nearly every member is unchanged: their digests (member_digest)
+    settle it at a fifth of the cost of parsing them. One per user, the last wins.
+    """
+    if not members:
+        return WriteResult(0, 0, 0)
+    latest = {int(data["user"]["id"]): data for data in members}
+    stored = stored_fingerprints(guild_id, list(latest))
+    changed = []
+    for user_id, data in latest.items():
+        digest = member_digest(data)
+        if digest is None or stored.get(user_id) != (digest, True):
+            member = member_from_json(data)
+            changed.append(PreparedMember(member, member_fingerprint(member)))
+    return _write_changed(guild_id, changed, stored, len(latest), now)
+
+
+def _write_changed(
+    guild_id: int, changed: list[PreparedMember], stored: dict, total: int, now: datetime | None
+) -> WriteResult:
     if any(m.row is None for m in changed):
         sqlite = connection.vendor == "sqlite"
         changed = [m if m.row is not None else replace(m, row=_row(m.member, m.fingerprint, sqlite)) for m in changed]
     written = _upsert(guild_id, changed, now or timezone.now())
     created = sum(1 for user_id in written if user_id not in stored)
-    return WriteResult(created=created, updated=len(written) - created, unchanged=len(members) - len(changed))
+    return WriteResult(created=created, updated=len(written) - created, unchanged=total - len(changed))
 
 
 def stored_fingerprints(guild_id: int, user_ids: Sequence[int]) -> dict[int, tuple[int | None, bool]]:

@@ -6,11 +6,13 @@ discord.py model objects (and no member cache) for a million members.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import discord
+import orjson
 
 from guildhub.discord.errors import translate
 from guildhub.discord.retry import RetryPolicy, call_with_retries
@@ -44,6 +46,8 @@ class MemberData:
     avatar: str | None
     role_ids: tuple[str, ...]
     joined_at: datetime | None
+    # member_digest of the object this was read from; None when built by hand.
+    digest: int | None = field(default=None, compare=False, repr=False)
 
 
 def _clip(value: str | None, length: int = 100) -> str | None:
@@ -59,6 +63,33 @@ def _parse_time(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value)
     except ValueError:
         return None
+
+
+def member_digest(data: dict) -> int | None:
+    """A stable 64-bit digest of what member_from_json reads from Discord's member object, as sent.
+
+    Equal digests mean equal MemberData, so a re-sync can tell an unchanged member
+    from the raw object in about a fifth of the time parsing it takes. The converse
+    does not hold (a missing `bot` and `false` differ here, not there): a digest
+    that differs for equal data costs a comparison in the database, never a lost change.
+    None for what JSON cannot hold again (an integer past 64 bits from a stand-in).
+    """
+    user = data["user"]
+    fields = (
+        user.get("username"),
+        user.get("global_name"),
+        data.get("nick"),
+        user.get("bot"),
+        data.get("avatar"),
+        user.get("avatar"),
+        data.get("roles"),
+        data.get("joined_at"),
+    )
+    try:
+        encoded = orjson.dumps(fields)
+    except orjson.JSONEncodeError:
+        return None
+    return int.from_bytes(hashlib.blake2b(encoded, digest_size=8).digest(), "big", signed=True)
 
 
 def member_from_json(data: dict) -> MemberData:
@@ -78,6 +109,7 @@ def member_from_json(data: dict) -> MemberData:
         avatar=_clip(data.get("avatar") or user.get("avatar"), 64),
         role_ids=tuple(sorted({str(r) for r in data.get("roles", [])}, key=int)),
         joined_at=_parse_time(data.get("joined_at")),
+        digest=member_digest(data),
     )
 
 

@@ -42,6 +42,37 @@ def test_gateway_resync_marks_leavers_departed_and_writes_only_changes(discord_s
     assert Member.objects.get(guild=guild, user_id=renamed).global_name == "New Name"
 
 
+def test_a_resync_parses_only_the_changed_members(discord_settings, monkeypatch):
+    """A guild already cached: the reader hands the chunks over as sent, and their digests decide."""
+    from guildhub.emulator.server import EmulatorServer
+    from guildhub.emulator.state import GuildSpec, World
+    from members import gateway_sync as engine
+    from members import services
+
+    monkeypatch.setattr(engine, "CHUNKS_PER_TRANSACTION", 1)
+    world = World(guilds=[GuildSpec(members=3500, channels=1, messages=1)])
+    with EmulatorServer(world, profile="fast") as server:
+        discord_settings.DISCORD_API_BASE = server.api_base
+        emulated = next(iter(world.guilds.values()))
+        guild = Guild.objects.create(id=emulated.id, name=emulated.name)
+        assert gateway_sync(guild).status == SyncJob.Status.SUCCEEDED
+        late = emulated.list_members(after=0, limit=3500)[-3:]  # in the last chunk
+        leaver, renamed = int(late[0]["user"]["id"]), int(late[1]["user"]["id"])
+        server.call(world.remove_member, emulated, leaver)
+        server.call(world.update_member, emulated, renamed, {"nick": "Late Rename"})
+        parsed = []
+        parse = services.member_from_json
+        monkeypatch.setattr(services, "member_from_json", lambda data: parsed.append(data) or parse(data))
+        job = gateway_sync(guild)
+        present = len(server.call(emulated.list_members, after=0, limit=10_000))
+    assert job.status == SyncJob.Status.SUCCEEDED, job.error_message
+    assert (job.processed, job.updated_count, job.created_count, job.departed_count) == (present, 1, 0, 1)
+    assert [int(m["user"]["id"]) for m in parsed] == [renamed]
+    assert Member.objects.get(guild=guild, user_id=renamed).nick == "Late Rename"
+    assert Member.objects.get(guild=guild, user_id=leaver).departed_at is not None
+    assert Member.objects.filter(guild=guild, departed_at__isnull=True).count() == present > 3000
+
+
 def test_gateway_sync_without_the_members_intent_fails_clearly(discord_settings, emulator, emulator_guild):
     emulator.world.members_intent_enabled = False
     guild = Guild.objects.create(id=emulator_guild.id, name=emulator_guild.name)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from django.utils import timezone
 
-from guildhub.discord.guilds import MemberData
+from guildhub.discord.guilds import MemberData, member_digest, member_from_json
 from members import services
 from members.models import Guild, Member
 from members.search_text import search_fields
@@ -159,3 +159,63 @@ def test_members_prepared_without_rows_are_written_like_the_others(guild):
     assert (rows[page[2].user_id].nick, rows[page[2].user_id].sort_key) == ("Changed", "changed")
     assert rows[page[5].user_id].search_text == search_fields("user5", "User 5", None, "User 5")[0]
     assert rows[page[5].user_id].fingerprint == services.member_fingerprint(page[5])
+
+
+def discord_member(n: int, **fields) -> dict:
+    """Discord's guild member object, as a page or a gateway chunk sends it."""
+    user = {"id": str(700000000000000000 + n), "username": f"user{n}", "global_name": f"User {n}", "avatar": None}
+    data = {"user": user, "nick": None, "roles": ["1", "2"], "joined_at": "2024-01-02T03:04:05.678901+00:00"}
+    for name, value in fields.items():
+        (user if name in {"username", "global_name", "bot", "user_avatar"} else data)[name.removeprefix("user_")] = (
+            value
+        )
+    return data
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"username": "other"},
+        {"global_name": None},
+        {"nick": "n"},
+        {"bot": True},
+        {"avatar": "a_1"},
+        {"user_avatar": "b2"},
+        {"roles": ["1"]},
+        {"joined_at": None},
+    ],
+)
+def test_the_digest_of_discords_object_changes_with_every_field_a_member_is_read_from(change):
+    base = discord_member(1)
+    assert member_digest(base) == member_digest(discord_member(1))
+    assert member_digest(discord_member(1, **change)) != member_digest(base)
+    # Whatever member_from_json reads: two objects with one digest make the same member.
+    assert member_from_json(discord_member(1, **change)) != member_from_json(base)
+
+
+def test_raw_objects_are_parsed_only_when_new_or_changed_and_agree_with_parsed_writes(guild, monkeypatch):
+    page = [discord_member(n) for n in range(20)]
+    services.write_members(guild.id, [member_from_json(m) for m in page])
+    parsed = []
+    monkeypatch.setattr(services, "member_from_json", lambda data: parsed.append(data) or member_from_json(data))
+
+    page[4] = discord_member(4, nick="Renamed")
+    page.append(discord_member(20))
+    result = services.write_from_json(guild.id, page)
+
+    assert result == services.WriteResult(created=1, updated=1, unchanged=19)
+    assert [m["user"]["id"] for m in parsed] == [page[4]["user"]["id"], page[20]["user"]["id"]]
+    stored = {m.user_id: m for m in Member.objects.filter(guild=guild)}
+    assert stored[700000000000000004].display_name == "Renamed"
+    assert stored[700000000000000020].fingerprint == member_digest(page[20])
+    # The parsed path stores the same digests: a later raw re-sync skips everyone.
+    assert services.write_from_json(guild.id, page) == services.WriteResult(created=0, updated=0, unchanged=21)
+
+
+def test_an_object_json_cannot_hold_again_is_compared_in_the_database_not_skipped(guild):
+    odd = discord_member(1, bot=2**70)  # a stand-in's integer past 64 bits
+    assert member_digest(odd) is None
+    assert services.write_from_json(guild.id, [odd]).created == 1
+    again = services.write_from_json(guild.id, [odd])
+    assert (again.created, again.updated) == (0, 0)  # the database found the data equal
+    assert Member.objects.get(guild=guild).is_bot
