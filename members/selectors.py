@@ -183,11 +183,19 @@ class TierPlanning:
     probe_cap: int = 2000  # more matches than this: walk the display order
     walk_rows: int = 10_000  # members walked at most before fetching and sorting after all
     walk_share: float = 0.005  # PostgreSQL: walk when as many as this share of members may contain the text
+    # PostgreSQL: members walked at most per member the statistics say may contain the text. Its
+    # walk reads an index alone (0013), about 0.3 µs a member, and fetching a match costs 2-3 µs:
+    # a walk of twice the matches that finds too few (they cluster late in the display order, at a
+    # common display name) adds a fifth to the fetch that follows; one that finds them saves it.
+    walk_per_match: float = 2.0
 
 
 # PostgreSQL goes by the statistics first: it fetches all matches at once only when they say the
 # text is rare, so its cap is just a guard against stale statistics.
-PLANNING = {"sqlite": TierPlanning(walk_rows=8000), "postgresql": TierPlanning(probe_cap=8000)}
+PLANNING = {
+    "sqlite": TierPlanning(walk_rows=8000),
+    "postgresql": TierPlanning(probe_cap=8000, walk_rows=200_000),
+}
 
 HIT_COLUMNS = ", ".join(("id", *HIT_FIELDS))
 
@@ -243,11 +251,10 @@ _trigram_stats: dict = {"read_at": -math.inf}
 TRIGRAM_STATS_SECONDS = 300.0
 
 
-def _postgres_trigram_share(needle: str) -> float:
-    """At most what share of members contain `needle`, as far as ANALYZE's statistics of the trigram index know.
+def _postgres_stats() -> dict:
+    """What ANALYZE last saw: the share of members holding each common trigram, and how many members there are.
 
-    Each trigram's share bounds the needle's; a trigram missing from the most common ones is
-    rarer than all of them (0.6 % of members in the 1M benchmark). 0 without statistics.
+    Read at most every TRIGRAM_STATS_SECONDS: the planning needs orders of magnitude, not counts.
     """
     if time.monotonic() - _trigram_stats["read_at"] > TRIGRAM_STATS_SECONDS:
         with connection.cursor() as cursor:
@@ -257,8 +264,20 @@ def _postgres_trigram_share(needle: str) -> float:
                 "WHERE tablename = 'member_trigrams_gin' AND most_common_elems IS NOT NULL"
             )
             row = cursor.fetchone()
-        _trigram_stats.update(read_at=time.monotonic(), shares=dict(zip(*row, strict=False)) if row else {})
-    shares = _trigram_stats["shares"]
+            cursor.execute("SELECT greatest(reltuples, 0) FROM pg_class WHERE relname = 'members_member'")
+            (members,) = cursor.fetchone()
+        shares = dict(zip(*row, strict=False)) if row else {}
+        _trigram_stats.update(read_at=time.monotonic(), shares=shares, members=members)
+    return _trigram_stats
+
+
+def _postgres_trigram_share(needle: str) -> float:
+    """At most what share of members contain `needle`, as far as ANALYZE's statistics of the trigram index know.
+
+    Each trigram's share bounds the needle's; a trigram missing from the most common ones is
+    rarer than all of them (0.6 % of members in the 1M benchmark). 0 without statistics.
+    """
+    shares = _postgres_stats()["shares"]
     return min((shares.get(needle[i : i + 3], 0.0) for i in range(len(needle) - 2)), default=0.0)
 
 
@@ -342,26 +361,32 @@ def _walk(guild_id: int, needle: str, *, want: int, seen: set[int], rows: int) -
     # Raw SQL: the ORM cannot put a LIMIT inside a FROM, and that inner LIMIT is what bounds the
     # walk. The match is an exact substring test on the row, as the reference ranking's.
     skip, skip_params = _not_seen(seen)
-    columns = f"{HIT_COLUMNS}, sort_key, search_text"
     if connection.vendor == "sqlite":
         # INDEXED BY: the statistics may tempt SQLite to the (guild, departed_at) index and a sort.
         # No outer ORDER BY: SQLite runs the walk as a co-routine in index order and stops at the
         # LIMIT; sorting again would make it read all `rows` first.
         sql = (
-            f"SELECT {HIT_COLUMNS} FROM (SELECT {columns} FROM members_member "  # noqa: S608
+            f"SELECT {HIT_COLUMNS} FROM (SELECT {HIT_COLUMNS}, sort_key, search_text FROM members_member "  # noqa: S608
             "INDEXED BY member_guild_sort_key_uid WHERE guild_id = %s AND departed_at IS NULL "
             f"ORDER BY sort_key, user_id LIMIT %s) AS walk WHERE instr(search_text, %s) > 0{skip} LIMIT %s"
         )
-    else:
-        # PostgreSQL streams the subquery, so the outer ORDER BY costs nothing and says what we mean.
-        order = 'sort_key COLLATE "C", user_id'
-        sql = (
-            f"SELECT {HIT_COLUMNS} FROM (SELECT {columns} FROM members_member "  # noqa: S608
-            f"WHERE guild_id = %s AND departed_at IS NULL ORDER BY {order} LIMIT %s) AS walk "
-            f"WHERE strpos(search_text, %s) > 0{skip} ORDER BY {order} LIMIT %s"
-        )
-    found = list(Member.objects.raw(sql, [guild_id, rows, needle, *skip_params, want]))
-    return found if len(found) == want else None
+        found = list(Member.objects.raw(sql, [guild_id, rows, needle, *skip_params, want]))
+        return found if len(found) == want else None
+    # Only what the index of migration 0013 holds, so the walk never visits a member's row; the
+    # few it finds are read afterwards. PostgreSQL streams the subquery, so the outer ORDER BY
+    # costs nothing and says what we mean.
+    sql = (
+        'SELECT id FROM (SELECT id, user_id, search_text, sort_key COLLATE "C" AS walk_key '  # noqa: S608
+        'FROM members_member WHERE guild_id = %s AND departed_at IS NULL ORDER BY sort_key COLLATE "C", '
+        f"user_id LIMIT %s) AS walk WHERE strpos(search_text, %s) > 0{skip} ORDER BY walk_key, user_id LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [guild_id, rows, needle, *skip_params, want])
+        ids = [pk for (pk,) in cursor.fetchall()]
+    if len(ids) < want:
+        return None
+    found = Member.objects.only(*HIT_FIELDS).in_bulk(ids)
+    return [found[pk] for pk in ids]
 
 
 def _contained(
@@ -383,8 +408,11 @@ def _contained(
     if connection.vendor == "postgresql":
         share = _postgres_trigram_share(needle)
         if not departed and share >= planning.walk_share:
-            # About want / share members in, if the statistics are right and the matches spread out.
-            rows = min(planning.walk_rows, math.ceil(3 * want / share)) if share else planning.walk_rows
+            # About want / share members in if the matches spread out; further if fetching them costs more.
+            rows = planning.walk_rows
+            if share:
+                fetching = planning.walk_per_match * share * _postgres_stats()["members"]
+                rows = min(rows, math.ceil(max(3 * want / share, fetching)))
             walked = _walk(guild_id, needle, want=want, seen=seen, rows=rows)
             if walked is not None:
                 return walked
