@@ -7,7 +7,9 @@ sync, so the admin shows them read-only. Guilds hold GuildHub's own sync setting
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Collate
 from django.http import HttpRequest
 
 from guildhub.pagination import EstimatedCountPaginator
@@ -134,7 +136,7 @@ class MemberAdmin(ReadOnlyAdmin):
         without NOCASE on SQLite: neither uses an index, so it reads every row.
         A display-name prefix as a range (`sort_key >= 'abc' AND sort_key < 'abd'`) with
         the guild ids spelled out hits the (guild, sort_key, user_id) index once per
-        guild; the start of a username, global name or nickname comes from the search's
+        guild (PostgreSQL's in the "C" collation); the start of a username, global name or nickname comes from the search's
         text index (FTS5 on SQLite, trigrams on PostgreSQL). No index on usernames alone:
         every sync would pay for it on every member it writes.
         """
@@ -145,14 +147,14 @@ class MemberAdmin(ReadOnlyAdmin):
         # (username, global name, nickname) from the text index; both folded like the picker's.
         folded = fold(term)
         matches = Q()
+        display_key = Collate("sort_key", "C") if connection.vendor == "postgresql" else F("sort_key")
+        queryset = queryset.alias(display_key=display_key)
         if folded:
-            # The range finds the rows in the index. It is exact in code point order
-            # (SQLite, PostgreSQL's C collations); under a linguistic collation (en_US)
-            # it can take in a few non-matches, which startswith then drops.
-            matches = Q(sort_key__gte=folded, sort_key__startswith=folded)
+            # The range finds the rows in the index, exact in code point order.
+            matches = Q(display_key__gte=folded, display_key__startswith=folded)
             upper = prefix_successor(folded)
             if upper is not None:
-                matches &= Q(sort_key__lt=upper)
+                matches &= Q(display_key__lt=upper)
         if len(folded) >= 2:
             matches |= Q(pk__in=with_a_name_starting(Member.objects.all(), term).values("pk"))
         if is_bigint(term):

@@ -69,6 +69,26 @@ def test_member_search_by_display_name_prefix_ignores_the_case_of_the_first_lett
     assert shown_user_ids(response) == {SNOWFLAKE_BASE + n for n in (199, *range(1990, 2000))}
 
 
+@pytest.mark.postgres_only
+def test_member_search_by_display_name_reads_the_pickers_index_on_postgresql(admin_client, big_guild):
+    """The sort key in the "C" collation (migration 0013): 0014 dropped the other one.
+
+    One character: the display-name range alone (from two, the start of any name joins it).
+    """
+    from django.contrib.admin.sites import site
+    from django.db import connection
+    from django.test import RequestFactory
+
+    admin = site._registry[Member]
+    found, _ = admin.get_search_results(RequestFactory().get(MEMBERS), Member.objects.all(), "M")
+    sql, params = found.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a scan shows up anyway when no index can serve
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Seq Scan on members_member" not in plan and "member_guild_walk" in plan, plan
+
+
 def test_member_search_matches_the_start_of_a_name_only(admin_client, big_guild):
     response = admin_client.get(MEMBERS, {"q": "ember0123"})
 
