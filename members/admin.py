@@ -136,9 +136,10 @@ class MemberAdmin(ReadOnlyAdmin):
         without NOCASE on SQLite: neither uses an index, so it reads every row.
         A display-name prefix as a range (`sort_key >= 'abc' AND sort_key < 'abd'`) with
         the guild ids spelled out hits the (guild, sort_key, user_id) index once per
-        guild (PostgreSQL's in the "C" collation); the start of a username, global name or nickname comes from the search's
-        text index (FTS5 on SQLite, trigrams on PostgreSQL). No index on usernames alone:
-        every sync would pay for it on every member it writes.
+        guild (PostgreSQL's in the "C" collation); the start of a username, global name
+        or nickname comes from the search's text index (FTS5 on SQLite, trigrams on
+        PostgreSQL). No index on usernames alone: every sync would pay for it on every
+        member it writes.
         """
         term = clean_search_term(search_term)
         if not term:
