@@ -176,8 +176,10 @@ class TierPlanning:
     common text ("the", "ale": 10k-160k members of a big guild) walking the display order
     until enough match is, since about one member in N/matches does. SQLite counts the
     matches up to `probe_cap` to tell which case it is (FTS5 counts in well under a
-    millisecond); PostgreSQL's trigram index cannot count without reading the rows, so it
-    asks the statistics ANALYZE keeps of that index how common the text's trigrams are.
+    millisecond), and skips the walk when a sample of them shares one display name (they
+    sit together, wherever that name sorts); PostgreSQL's trigram index cannot count without
+    reading the rows, so it asks the statistics ANALYZE keeps of that index how common the
+    text's trigrams are.
     """
 
     probe_cap: int = 2000  # more matches than this: walk the display order
@@ -421,11 +423,27 @@ def _contained(
     matched = planning.probe_cap + 1 if over_cap else _sqlite_count_matches(needle, planning.probe_cap)
     if matched == 0:
         return []
-    if matched > planning.probe_cap and not departed:
+    if matched > planning.probe_cap and not departed and not _sqlite_one_name_dominates(needle):
         walked = _walk(guild_id, needle, want=want, seen=seen, rows=planning.walk_rows)
         if walked is not None:
             return walked
     return _sqlite_fetch_sorted(members, needle, want=want, seen=seen)
+
+
+def _sqlite_one_name_dominates(needle: str, sample: int = 64) -> bool:
+    """Whether most members containing `needle` share one display name, judged from the first `sample`.
+
+    Then they sit together at that name's place in the display order, and a walk from the
+    start finds them only if the name sorts early: fetching and sorting them is surer.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT sort_key FROM members_member WHERE id IN "
+            "(SELECT rowid FROM members_member_fts WHERE members_member_fts MATCH %s LIMIT %s)",
+            [_fts_phrase(needle), sample],
+        )
+        keys = [key for (key,) in cursor.fetchall()]
+    return bool(keys) and max(keys.count(key) for key in set(keys)) * 4 >= len(keys) * 3
 
 
 def _collect(guild: Guild, folded: str, limit: int, *, departed: bool, planning: TierPlanning) -> list[MemberHit]:

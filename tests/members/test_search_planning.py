@@ -83,3 +83,24 @@ def test_a_walk_that_finds_too_few_falls_back_to_the_full_answer(big_guild):
         present, departed = search_cache(big_guild, query, planning=WALK_GIVES_UP)
         assert len(present) == min(25, sum(1 for m in rows if m.departed_at is None and query in m.search_text))
         assert [hit.user_id for hit in present + departed] == reference_search(rows, query), query
+
+
+def test_sqlite_fetches_text_most_matches_of_share_one_display_name_without_walking(big_guild):
+    """They sit together at that name's place in the display order: a walk from the start would not reach them."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's planning: PostgreSQL goes by its statistics")
+    cluster = [generator.generated_member(5000 + i, SEED, big_guild.id, []) for i in range(60)]
+    for member in cluster:
+        member["nick"] = "Zz Cluster"
+    services.upsert_members(big_guild.id, [member_from_json(m) for m in cluster])
+    rows = list(Member.objects.filter(guild=big_guild))
+    planning = TierPlanning(probe_cap=20, walk_rows=10**9, walk_share=0.0)
+
+    with CaptureQueriesContext(connection) as captured:
+        present, departed = search_cache(big_guild, "cluster", planning=planning)
+    assert not any("AS walk" in q["sql"] for q in captured.captured_queries)
+    assert [hit.user_id for hit in present + departed] == reference_search(rows, "cluster")
+    # Spread-out text still walks.
+    with CaptureQueriesContext(connection) as captured:
+        search_cache(big_guild, "the", planning=planning)
+    assert any("AS walk" in q["sql"] for q in captured.captured_queries)
