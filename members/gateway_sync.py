@@ -47,6 +47,10 @@ MAX_BATCHES_IN_FLIGHT = 1
 Chunk = tuple[list, bool]
 
 
+class UnreadableChunk(ValueError):
+    """A member chunk that is not what Discord documents: the run fails, saying so."""
+
+
 class ChunkedMemberSync:
     """One gateway member-sync run of one job, over an already connected client."""
 
@@ -59,6 +63,7 @@ class ChunkedMemberSync:
         self.progress = progress
         self.idle_timeout = idle_timeout
         self.refusal: str | None = None
+        self.failure: BaseException | None = None  # set in the socket reader, raised in run
         self.nonce = secrets.token_hex(8)
         self.seen = array("q")
         self.received = 0
@@ -119,31 +124,58 @@ class ChunkedMemberSync:
     # -- in the event loop -----------------------------------------------
 
     def on_chunk(self, data: dict) -> bool:
-        """The raw chunk parser: take our chunks, hand them to the database thread."""
-        if data.get("nonce") != self.nonce or int(data.get("guild_id", 0)) != self.guild_id:
+        """The raw chunk parser: take our chunks, hand them to the database thread.
+
+        It runs in discord.py's socket reader, where an exception would end the connection and
+        leave the run waiting out its idle timeout: a chunk that cannot be read, or a write that
+        failed, ends the run at once with what went wrong (self.failure).
+        """
+        if data.get("nonce") != self.nonce or str(data.get("guild_id")) != str(self.guild_id):
             return False
+        if self.failure is not None:
+            return True
+        try:
+            batch = self._take(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self.failure = UnreadableChunk(f"Discord sent a member chunk GuildHub cannot read ({exc!r}).")
+            self.done.set()
+            return True
+        try:
+            if batch is not None:
+                self.in_flight.append(self.writer.submit(self._write_chunks, batch))
+                # Backpressure: wait for the database rather than buffer the guild in memory.
+                while len(self.in_flight) > MAX_BATCHES_IN_FLIGHT:
+                    self.in_flight.popleft().result()
+        except Exception as exc:  # the write's own error, raised again in run
+            self.failure = exc
+            self.done.set()
+            return True
+        if self.received >= self.chunk_count:
+            self.done.set()
+        return True
+
+    def _take(self, data: dict) -> list[Chunk] | None:
+        """Count the chunk in and keep its members; the batch to write, once there is one."""
         raw = data.get("members", [])
         if self.rows_in_reader:
             # A first sync: rows built here, in the socket reader, so the database thread only runs SQL.
             members = services.prepare_members((member_from_json(m) for m in raw), self.vendor)
-            self.seen.extend(m.user_id for m in members)
-            self.pending.append((members, True))
+            seen = [m.user_id for m in members]
+            chunk: Chunk = (members, True)
         else:
             # A re-sync: the database thread compares digests and parses only the changed few.
-            self.seen.extend(int(m["user"]["id"]) for m in raw)
-            self.pending.append((raw, False))
+            seen = [int(m["user"]["id"]) for m in raw]
+            chunk = (raw, False)
+        chunk_count = int(data.get("chunk_count", 1))
+        # Only a chunk read whole counts: nothing of a bad one is kept.
+        self.seen.extend(seen)
+        self.pending.append(chunk)
         self.received += 1
-        self.chunk_count = int(data.get("chunk_count", 1))
-        last = self.received >= self.chunk_count
-        if len(self.pending) >= CHUNKS_PER_TRANSACTION or last:
-            self.in_flight.append(self.writer.submit(self._write_chunks, self.pending))
-            self.pending = []
-            # Backpressure: wait for the database rather than buffer the guild in memory.
-            while len(self.in_flight) > MAX_BATCHES_IN_FLIGHT:
-                self.in_flight.popleft().result()
-        if last:
-            self.done.set()
-        return True
+        self.chunk_count = chunk_count
+        if len(self.pending) >= CHUNKS_PER_TRANSACTION or self.received >= self.chunk_count:
+            batch, self.pending = self.pending, []
+            return batch
+        return None
 
     def on_rate_limited(self, data: dict) -> bool:
         """Discord refused our member request (one full list per guild every 30 s): give up at once."""
@@ -185,6 +217,8 @@ class ChunkedMemberSync:
             await self._in_writer(self._plan)
             await request_all_members(self.client, self.guild_id, nonce=self.nonce)
             await self._wait_for_chunks()
+            if self.failure is not None:
+                raise self.failure
             await self._drain()
             if self.refusal:
                 await self._in_writer(

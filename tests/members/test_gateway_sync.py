@@ -115,3 +115,39 @@ def test_a_sync_asks_for_members_once_its_guild_arrives_not_when_discord_py_is_r
 
     assert job.status == SyncJob.Status.SUCCEEDED, job.error_message
     assert job.processed == Member.objects.filter(guild=guild).count() > 0
+
+
+@pytest.mark.parametrize(
+    "members",
+    [[{"nick": "no user object"}], [{"user": {"id": "not a snowflake"}}], "not a list of members", [None]],
+    ids=["no-user", "bad-id", "not-a-list", "null-member"],
+)
+@pytest.mark.parametrize("resync", [False, True], ids=["first-sync", "resync"])
+def test_a_chunk_that_cannot_be_read_ends_the_run_at_once_and_says_so(emulator_guild, members, resync):
+    """Raised in discord.py's socket reader, the error would end the connection and leave the run
+    waiting out its idle timeout; instead the run stops with what Discord sent."""
+    from members.gateway_sync import ChunkedMemberSync, UnreadableChunk
+
+    guild = Guild.objects.create(id=emulator_guild.id, name=emulator_guild.name)
+    job, _ = jobs.request_sync(guild=guild, trigger=SyncJob.Trigger.CLI, strategy="gateway")
+    run = ChunkedMemberSync(job, client=None)
+    run.rows_in_reader = not resync
+    chunk = {"nonce": run.nonce, "guild_id": str(guild.id), "chunk_index": 0, "chunk_count": 2, "members": members}
+
+    assert run.on_chunk(chunk) is True
+    assert isinstance(run.failure, UnreadableChunk) and "cannot read" in str(run.failure)
+    assert run.done.is_set()
+    assert (run.received, len(run.seen), run.pending) == (0, 0, [])  # nothing of it kept
+    run.writer.shutdown()
+
+
+def test_chunks_of_another_request_or_guild_are_left_to_discord_py(emulator_guild):
+    from members.gateway_sync import ChunkedMemberSync
+
+    guild = Guild.objects.create(id=emulator_guild.id, name=emulator_guild.name)
+    job, _ = jobs.request_sync(guild=guild, trigger=SyncJob.Trigger.CLI, strategy="gateway")
+    run = ChunkedMemberSync(job, client=None)
+    assert run.on_chunk({"nonce": "other", "guild_id": str(guild.id), "members": []}) is False
+    assert run.on_chunk({"nonce": run.nonce, "guild_id": "not an id", "members": []}) is False
+    assert run.failure is None and not run.done.is_set()
+    run.writer.shutdown()
