@@ -25,7 +25,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections, transaction
 from django.utils import timezone
 
-from guildhub.discord.guilds import member_from_json
+from guildhub.discord.guilds import READ_ERRORS, UnreadablePayload, member_from_json
 from guildhub.discord.rawevents import install_raw_handler, request_all_members
 from members import services
 from members.models import Guild, Member
@@ -45,10 +45,6 @@ CHUNKS_PER_TRANSACTION = 20
 MAX_BATCHES_IN_FLIGHT = 1
 # A chunk's members as the database thread gets them: prepared (True), or Discord's objects as sent (False).
 Chunk = tuple[list, bool]
-
-
-class UnreadableChunk(ValueError):
-    """A member chunk that is not what Discord documents: the run fails, saying so."""
 
 
 class ChunkedMemberSync:
@@ -136,8 +132,8 @@ class ChunkedMemberSync:
             return True
         try:
             batch = self._take(data)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            self.failure = UnreadableChunk(f"Discord sent a member chunk GuildHub cannot read ({exc!r}).")
+        except READ_ERRORS as exc:
+            self.failure = UnreadablePayload(f"Discord sent a member chunk GuildHub cannot read ({exc!r}).")
             self.done.set()
             return True
         try:

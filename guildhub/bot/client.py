@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from guildhub.bot.commands import GuildHubCommands
 from guildhub.discord.clients import GatewayClient
-from guildhub.discord.guilds import GuildInfo, member_from_json
+from guildhub.discord.guilds import READ_ERRORS, GuildInfo, member_from_json
 from guildhub.discord.rawevents import install_raw_handler
 from guildhub.heartbeat import forget_bot_shards_from, record_bot_heartbeat
 from members import services
@@ -131,13 +131,21 @@ class GuildHubBot(GatewayClient):
     # -- live member events --------------------------------------------------
 
     def on_raw_member_upsert(self, data: dict) -> bool:
-        guild_id = int(data["guild_id"])
-        member = member_from_json(data)
+        # In discord.py's socket reader: an exception here would end the connection.
+        try:
+            guild_id, member = int(data["guild_id"]), member_from_json(data)
+        except READ_ERRORS as exc:
+            log.warning("ignored a member event GuildHub cannot read (%r)", exc)
+            return False
         self.spawn(sync_to_async(services.apply_member_event)(guild_id, member), name=f"member-{member.user_id}")
         return False  # discord.py still dispatches its own events
 
     def on_raw_member_removal(self, data: dict) -> bool:
-        guild_id, user_id = int(data["guild_id"]), int(data["user"]["id"])
+        try:
+            guild_id, user_id = int(data["guild_id"]), int(data["user"]["id"])
+        except READ_ERRORS as exc:
+            log.warning("ignored a member removal GuildHub cannot read (%r)", exc)
+            return False
         self.spawn(sync_to_async(services.apply_member_removal)(guild_id, user_id), name=f"member-{user_id}")
         return False
 

@@ -92,6 +92,22 @@ def member_digest(data: dict) -> int | None:
     return int.from_bytes(hashlib.blake2b(encoded, digest_size=8).digest(), "big", signed=True)
 
 
+class UnreadablePayload(ValueError):
+    """Discord's JSON is not what its documentation describes: said so, where a KeyError would not."""
+
+
+# What reading a payload of the wrong shape raises (a missing key, a list where an object belongs).
+READ_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
+
+
+def members_from_json(data: object, what: str) -> list[MemberData]:
+    """member_from_json over a list of member objects; UnreadablePayload, naming `what`, if one is not."""
+    try:
+        return [member_from_json(m) for m in data]  # type: ignore[attr-defined]
+    except READ_ERRORS as exc:
+        raise UnreadablePayload(f"Discord sent {what} GuildHub cannot read ({exc!r}).") from exc
+
+
 def member_from_json(data: dict) -> MemberData:
     """A member from Discord's guild member object (REST, gateway chunks and events)."""
     user = data["user"]
@@ -154,7 +170,7 @@ class GuildReader:
     async def member_page(self, *, after: int, limit: int) -> list[MemberData]:
         """One page of `GET /guilds/{id}/members`, ascending user id after `after`."""
         data = await self._call("list_members", lambda: self.http.get_members(self.guild_id, limit, after or None))
-        return [member_from_json(m) for m in data]
+        return members_from_json(data, "a member page")
 
     async def member_pages(self, *, after: int, limit: int) -> AsyncIterator[list[MemberData]]:
         while True:
@@ -171,4 +187,4 @@ class GuildReader:
         data = await self._call(
             "search_members", lambda: self.http.request(route, params={"query": query, "limit": limit})
         )
-        return [member_from_json(m) for m in data]
+        return members_from_json(data, "a member search answer")

@@ -137,3 +137,16 @@ def test_the_bot_records_a_heartbeat_per_shard_for_healthz(discord_settings, emu
         await eventually(lambda: not BotHeartbeat.objects.filter(shard_id=7).exists())
 
     run_async(with_bot(scenario))
+
+
+def test_member_events_the_bot_cannot_read_are_logged_and_skipped(discord_settings, caplog):
+    """Parsed in discord.py's socket reader, where an exception would end the connection."""
+    bot = build_gateway_client(GuildHubBot)
+    spawned = []
+    bot.spawn = lambda *args, **kwargs: spawned.append(args)
+    hostile = [{"guild_id": "1"}, {"guild_id": "not an id", "user": {"id": "1"}}, {"guild_id": "1", "user": None}, {}]
+    for data in hostile:
+        assert bot.on_raw_member_upsert(data) is False
+        assert bot.on_raw_member_removal(data) is False
+    assert spawned == []
+    assert caplog.text.count("cannot read") == 2 * len(hostile)

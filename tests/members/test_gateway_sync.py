@@ -126,7 +126,8 @@ def test_a_sync_asks_for_members_once_its_guild_arrives_not_when_discord_py_is_r
 def test_a_chunk_that_cannot_be_read_ends_the_run_at_once_and_says_so(emulator_guild, members, resync):
     """Raised in discord.py's socket reader, the error would end the connection and leave the run
     waiting out its idle timeout; instead the run stops with what Discord sent."""
-    from members.gateway_sync import ChunkedMemberSync, UnreadableChunk
+    from guildhub.discord.guilds import UnreadablePayload
+    from members.gateway_sync import ChunkedMemberSync
 
     guild = Guild.objects.create(id=emulator_guild.id, name=emulator_guild.name)
     job, _ = jobs.request_sync(guild=guild, trigger=SyncJob.Trigger.CLI, strategy="gateway")
@@ -135,7 +136,7 @@ def test_a_chunk_that_cannot_be_read_ends_the_run_at_once_and_says_so(emulator_g
     chunk = {"nonce": run.nonce, "guild_id": str(guild.id), "chunk_index": 0, "chunk_count": 2, "members": members}
 
     assert run.on_chunk(chunk) is True
-    assert isinstance(run.failure, UnreadableChunk) and "cannot read" in str(run.failure)
+    assert isinstance(run.failure, UnreadablePayload) and "cannot read" in str(run.failure)
     assert run.done.is_set()
     assert (run.received, len(run.seen), run.pending) == (0, 0, [])  # nothing of it kept
     run.writer.shutdown()
