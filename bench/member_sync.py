@@ -118,6 +118,7 @@ def run_worker(kind: str, guild_id: int) -> dict:
         processed = job.processed
     seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak = peak_rss_mb()  # before the count below: SQLite's memory map would add the pages it reads
     return {
         "seconds": seconds,
         "processed": processed,
@@ -129,7 +130,7 @@ def run_worker(kind: str, guild_id: int) -> dict:
         "updated": job.updated_count if job else None,
         "cached": Member.objects.filter(guild_id=guild_id, departed_at__isnull=True).count(),
         "rss_before_mb": rss_before,
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": peak,
         "cpu_seconds": usage.ru_utime + usage.ru_stime,
     }
 

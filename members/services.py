@@ -202,6 +202,18 @@ def _write_changed(
     return WriteResult(created=created, updated=len(written) - created, unchanged=total - len(changed))
 
 
+def prepare_sync_connection() -> None:
+    """Set up the database connection a sync writes through (its own thread's, closed when it ends).
+
+    SQLite: no memory map. settings.py maps the file for the search's scattered reads; a
+    sync's writes gain nothing from it (38-40 CPU s for a million members either way), and
+    every page the map touched would count as the sync's own memory (1M members: 700 MB).
+    """
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA mmap_size = 0")
+
+
 def stored_fingerprints(guild_id: int, user_ids: Sequence[int]) -> dict[int, tuple[int | None, bool]]:
     """{user id: (fingerprint, present)} for those of `user_ids` the cache holds."""
     table = connection.ops.quote_name(Member._meta.db_table)

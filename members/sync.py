@@ -149,6 +149,7 @@ class MemberSync:
             jobs.finish(job, SyncJob.Status.SUCCEEDED, fields=[*PROGRESS_FIELDS, "departed_count"])
 
     def _start(self, info) -> None:
+        services.prepare_sync_connection()
         guild = services.upsert_guild(info)
         self.guild = guild
         job = self.job

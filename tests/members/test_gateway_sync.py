@@ -152,3 +152,19 @@ def test_chunks_of_another_request_or_guild_are_left_to_discord_py(emulator_guil
     assert run.on_chunk({"nonce": run.nonce, "guild_id": "not an id", "members": []}) is False
     assert run.failure is None and not run.done.is_set()
     run.writer.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("ids", "seen", "unseen"),
+    [
+        ([1, 2, 3, 5, 8], [2, 3, 8], [1, 5]),
+        ([1, 2, 3], [], [1, 2, 3]),
+        ([], [1, 2], []),
+        ([4, 6], [1, 2, 3, 4, 4, 5, 9], [6]),  # a member in two chunks: seen twice
+        ([10, 20, 30], [5, 15, 25, 35], [10, 20, 30]),
+    ],
+)
+def test_departures_are_the_present_members_no_chunk_mentioned(ids, seen, unseen):
+    from members.gateway_sync import _unseen
+
+    assert list(_unseen(ids, seen)) == unseen
