@@ -73,16 +73,21 @@ def test_member_search_by_display_name_prefix_ignores_the_case_of_the_first_lett
 def test_member_search_by_display_name_reads_the_pickers_index_on_postgresql(admin_client, big_guild):
     """The sort key in the "C" collation (migration 0013): 0014 dropped the other one.
 
-    One character: the display-name range alone (from two, the start of any name joins it).
+    One character: the display-name range alone (from two, the start of any name joins it). One
+    member of 2001 starts with it, so the guild's whole list is the plan the index must beat.
     """
     from django.contrib.admin.sites import site
     from django.db import connection
     from django.test import RequestFactory
 
+    Member.objects.create(guild=big_guild, user_id=SNOWFLAKE_BASE + 5000, username="zed", display_name="Zed")
     admin = site._registry[Member]
-    found, _ = admin.get_search_results(RequestFactory().get(MEMBERS), Member.objects.all(), "M")
+    found, _ = admin.get_search_results(RequestFactory().get(MEMBERS), Member.objects.all(), "Z")
     sql, params = found.query.sql_with_params()
+    # Whatever this cluster's default collation is, the range must be in "C", the index's.
+    assert 'sort_key" COLLATE "C" >=' in sql, sql
     with connection.cursor() as cursor:
+        cursor.execute("ANALYZE members_member")  # the planner must know the guild's 2001 rows, not guess 1
         cursor.execute("SET LOCAL enable_seqscan = off")  # a scan shows up anyway when no index can serve
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
