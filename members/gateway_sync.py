@@ -16,8 +16,8 @@ import logging
 import secrets
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 
 import discord
 from asgiref.sync import sync_to_async
@@ -27,6 +27,7 @@ from django.utils import timezone
 from guildhub.discord.guilds import READ_ERRORS, UnreadablePayload, member_from_json
 from guildhub.discord.rawevents import install_raw_handler, request_all_members
 from members import services
+from members.database_thread import DatabaseThread
 from members.models import Guild, Member
 from members.sync import PROGRESS_FIELDS, Progress, worker_name
 from syncjobs import services as jobs
@@ -64,7 +65,7 @@ class ChunkedMemberSync:
         self.received = 0
         self.chunk_count: int | None = None
         self.done = asyncio.Event()
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"chunks-{self.guild_id}")
+        self.db = DatabaseThread(f"chunks-{self.guild_id}")
         self.in_flight: deque[Future] = deque()
         self.pending: list[Chunk] = []  # chunks received, not yet handed to the database thread
         self.started_at = timezone.now()
@@ -91,7 +92,6 @@ class ChunkedMemberSync:
             self.progress(job)
 
     def _plan(self) -> None:
-        services.prepare_sync_connection()
         self.job.expected = Guild.objects.get(pk=self.guild_id).approximate_member_count
         # Members already cached: a re-sync, where nearly everyone is unchanged. The reader then
         # hands chunks over as sent from the start, and the first batch says if that was wrong.
@@ -108,9 +108,6 @@ class ChunkedMemberSync:
             )
             Guild.objects.filter(pk=self.guild_id).update(last_synced_at=now)
             jobs.finish(self.job, SyncJob.Status.SUCCEEDED, fields=[*PROGRESS_FIELDS, "departed_count"])
-
-    def _close_thread_connections(self) -> None:
-        connections.close_all()
 
     # -- in the event loop -----------------------------------------------
 
@@ -133,7 +130,7 @@ class ChunkedMemberSync:
             return True
         try:
             if batch is not None:
-                self.in_flight.append(self.writer.submit(self._write_chunks, batch))
+                self.in_flight.append(self.db.submit(self._write_chunks, batch))
                 # Backpressure: wait for the database rather than buffer the guild in memory.
                 while len(self.in_flight) > MAX_BATCHES_IN_FLIGHT:
                     self.in_flight.popleft().result()
@@ -196,27 +193,24 @@ class ChunkedMemberSync:
         while self.in_flight:
             await asyncio.wrap_future(self.in_flight.popleft(), loop=loop)
 
-    async def _in_writer(self, fn: Callable, *args):
-        return await asyncio.wrap_future(self.writer.submit(fn, *args))
-
     async def run(self) -> SyncJob:
         uninstallers = [
             install_raw_handler(self.client, "GUILD_MEMBERS_CHUNK", self.on_chunk),
             install_raw_handler(self.client, "RATE_LIMITED", self.on_rate_limited),
         ]
         try:
-            await self._in_writer(self._plan)
+            await self.db.run(self._plan)
             await request_all_members(self.client, self.guild_id, nonce=self.nonce)
             await self._wait_for_chunks()
             if self.failure is not None:
                 raise self.failure
             await self._drain()
             if self.refusal:
-                await self._in_writer(
+                await self.db.run(
                     lambda: jobs.finish(self.job, SyncJob.Status.FAILED, message=self.refusal, fields=PROGRESS_FIELDS)
                 )
                 return self.job
-            await self._in_writer(self._complete)
+            await self.db.run(self._complete)
             return self.job
         except jobs.LeaseLost:
             log.warning("gateway sync job %s: lease lost", self.job.pk)
@@ -224,15 +218,14 @@ class ChunkedMemberSync:
         except Exception as exc:
             log.exception("gateway sync job %s failed", self.job.pk)
             message = str(exc) or exc.__class__.__name__
-            await self._in_writer(
+            await self.db.run(
                 lambda: jobs.finish(self.job, SyncJob.Status.FAILED, message=message, fields=PROGRESS_FIELDS)
             )
             return self.job
         finally:
             for uninstall in uninstallers:
                 uninstall()
-            await self._in_writer(self._close_thread_connections)
-            self.writer.shutdown(wait=False)
+            await self.db.close()
 
 
 async def run_chunked_member_sync(

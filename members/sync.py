@@ -21,10 +21,8 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import connections, transaction
@@ -36,13 +34,12 @@ from guildhub.discord.guilds import GuildReader, MemberData
 from guildhub.discord.ratelimit import RequestStats, current_stats
 from guildhub.discord.retry import RetryPolicy
 from members import services
+from members.database_thread import DatabaseThread
 from members.models import Guild
 from syncjobs import services as jobs
 from syncjobs.models import PendingDeparture, SyncJob
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # Seconds a page write waits on SQLite for the next page's request to take its
 # rate-limit slot (see MemberSync._until_sent); longer means the request is
@@ -100,7 +97,7 @@ class MemberSync:
         self.base_api_calls, self.base_rate_limit_hits = job.api_calls, job.rate_limit_hits
         # Every query of the run goes through this one thread, in order, on one connection:
         # a page's write can then run while the event loop fetches the next page.
-        self.db = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"member-sync-{job.pk}")
+        self.db = DatabaseThread(f"member-sync-{job.pk}")
         self.db_vendor = connections["default"].vendor
         self.rows_in_loop = True  # see _write_page
 
@@ -149,7 +146,6 @@ class MemberSync:
             jobs.finish(job, SyncJob.Status.SUCCEEDED, fields=[*PROGRESS_FIELDS, "departed_count"])
 
     def _start(self, info) -> None:
-        services.prepare_sync_connection()
         guild = services.upsert_guild(info)
         self.guild = guild
         job = self.job
@@ -166,9 +162,6 @@ class MemberSync:
         return jobs.cancel_requested(self.job)
 
     # -- the run -------------------------------------------------------------
-
-    def _in_db(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        return asyncio.wrap_future(self.db.submit(fn, *args))
 
     def _on_retry(self, attempt: int, exc: BaseException) -> None:
         self.job.retries += 1
@@ -224,29 +217,22 @@ class MemberSync:
         while self.stats.api_calls == calls and not fetching.done() and loop.time() < give_up:
             await asyncio.sleep(0.001)
 
-    async def _close_db(self) -> None:
-        """Close the database thread's connection and let the thread end (after any write still running)."""
-        try:
-            await self._in_db(connections.close_all)
-        finally:
-            self.db.shutdown(wait=True)
-
     async def run(self) -> SyncJob:
         deadline = self.clock() + self.guild.sync_time_budget.total_seconds()
         stats_token = current_stats.set(self.stats)
         try:
             async with rest_client(self.token, self.api_base) as client:
                 reader = GuildReader(client, self.guild.id, policy=self.policy, on_retry=self._on_retry)
-                await self._in_db(self._start, await reader.guild())
-                await self._in_db(services.upsert_roles, self.guild, await reader.roles())
+                await self.db.run(self._start, await reader.guild())
+                await self.db.run(services.upsert_roles, self.guild, await reader.roles())
                 pass_started_at = datetime.fromisoformat(self.job.checkpoint["pass_started_at"])
                 after = int(self.job.checkpoint.get("after") or 0)
                 limit = self.guild.sync_page_size
-                if await self._in_db(self._cancel_requested):
-                    await self._in_db(self._fail, SyncJob.Status.CANCELLED, "cancelled")
+                if await self.db.run(self._cancel_requested):
+                    await self.db.run(self._fail, SyncJob.Status.CANCELLED, "cancelled")
                     return self.job
                 if self.clock() >= deadline:
-                    await self._in_db(self._fail, SyncJob.Status.PARTIAL, "time budget used; resumes next run")
+                    await self.db.run(self._fail, SyncJob.Status.PARTIAL, "time budget used; resumes next run")
                     return self.job
                 page = await self._fetch_page(reader, after=after, limit=limit)
                 writing: asyncio.Future[bool] | None = None  # the previous page's write, while `page` was fetched
@@ -259,7 +245,7 @@ class MemberSync:
                         self._report()
                     last = len(page.members) < limit
                     high = None if last else page.members[-1].user_id
-                    write = functools.partial(self._in_db, self._write_page, page, after, high)
+                    write = functools.partial(self.db.run, self._write_page, page, after, high)
                     if last or self.clock() >= deadline:
                         writing = write()
                         if not last:
@@ -272,24 +258,24 @@ class MemberSync:
                 await writing
                 self._report()
                 if stopped:
-                    await self._in_db(self._fail, *stopped)
+                    await self.db.run(self._fail, *stopped)
                     return self.job
-                await self._in_db(self._complete, pass_started_at)
+                await self.db.run(self._complete, pass_started_at)
                 self._report()
                 return self.job
         except jobs.LeaseLost:
             log.warning("sync job %s: lease lost, another worker continues it", self.job.pk)
             return self.job
         except DiscordError as exc:
-            await self._in_db(self._fail, SyncJob.Status.FAILED, str(exc))
+            await self.db.run(self._fail, SyncJob.Status.FAILED, str(exc))
             return self.job
         except Exception as exc:
             log.exception("sync job %s failed", self.job.pk)
-            await self._in_db(self._fail, SyncJob.Status.FAILED, f"{exc.__class__.__name__}: {exc}")
+            await self.db.run(self._fail, SyncJob.Status.FAILED, f"{exc.__class__.__name__}: {exc}")
             return self.job
         finally:
             current_stats.reset(stats_token)
-            await self._close_db()
+            await self.db.close()
 
 
 async def _discard(task: asyncio.Future) -> None:

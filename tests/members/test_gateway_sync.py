@@ -139,7 +139,7 @@ def test_a_chunk_that_cannot_be_read_ends_the_run_at_once_and_says_so(emulator_g
     assert isinstance(run.failure, UnreadablePayload) and "cannot read" in str(run.failure)
     assert run.done.is_set()
     assert (run.received, len(run.seen), run.pending) == (0, 0, [])  # nothing of it kept
-    run.writer.shutdown()
+    run_async(run.db.close())
 
 
 def test_chunks_of_another_request_or_guild_are_left_to_discord_py(emulator_guild):
@@ -151,7 +151,7 @@ def test_chunks_of_another_request_or_guild_are_left_to_discord_py(emulator_guil
     assert run.on_chunk({"nonce": "other", "guild_id": str(guild.id), "members": []}) is False
     assert run.on_chunk({"nonce": run.nonce, "guild_id": "not an id", "members": []}) is False
     assert run.failure is None and not run.done.is_set()
-    run.writer.shutdown()
+    run_async(run.db.close())
 
 
 @pytest.mark.parametrize(
