@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,15 +26,10 @@ import urllib.request
 from pathlib import Path
 
 from figures import percentile  # bench/ is on sys.path when a benchmark runs
+from processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def control(base: str, method: str, path: str, body: dict | None = None) -> dict:
