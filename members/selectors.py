@@ -234,8 +234,13 @@ def _sqlite_fetch_sorted(members: QuerySet, needle: str, *, want: int, seen: set
 _POSTGRES_CONTAINS = "member_trigrams(search_text) @> %s::text[] AND strpos(search_text, %s) > 0"
 
 
+def _pieces(needle: str) -> set[str]:
+    """The three-character pieces of `needle`, as member_trigrams (migration 0009) cuts the names."""
+    return {needle[i : i + 3] for i in range(len(needle) - 2)}
+
+
 def _postgres_contains_params(needle: str) -> list:
-    return [sorted({needle[i : i + 3] for i in range(len(needle) - 2)}), needle]
+    return [sorted(_pieces(needle)), needle]
 
 
 def with_a_name_starting(members: QuerySet, text: str) -> QuerySet:
@@ -280,7 +285,7 @@ def _postgres_trigram_share(needle: str) -> float:
     rarer than all of them (0.6 % of members in the 1M benchmark). 0 without statistics.
     """
     shares = _postgres_stats()["shares"]
-    return min((shares.get(needle[i : i + 3], 0.0) for i in range(len(needle) - 2)), default=0.0)
+    return min((shares.get(piece, 0.0) for piece in _pieces(needle)), default=0.0)
 
 
 def _postgres_sorted_matches(members: QuerySet, needle: str, *, want: int, seen: set[int]) -> list[Member]:
