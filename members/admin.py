@@ -7,16 +7,14 @@ sync, so the admin shows them read-only. Guilds hold GuildHub's own sync setting
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db import connection
-from django.db.models import F, Q, QuerySet
-from django.db.models.functions import Collate
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from guildhub.pagination import EstimatedCountPaginator
 from members.admin_mixins import MemberPickerAdminMixin
 from members.models import Guild, GuildAccess, Member, Role
 from members.search_text import fold
-from members.selectors import with_a_name_starting
+from members.selectors import display_key, with_a_display_name_starting, with_a_name_starting
 from members.tasks import queue_member_sync
 from syncjobs.models import SyncJob
 
@@ -148,14 +146,10 @@ class MemberAdmin(ReadOnlyAdmin):
         # (username, global name, nickname) from the text index; both folded like the picker's.
         folded = fold(term)
         matches = Q()
-        display_key = Collate("sort_key", "C") if connection.vendor == "postgresql" else F("sort_key")
-        queryset = queryset.alias(display_key=display_key)
+        queryset = queryset.alias(display_key=display_key())
         if folded:
-            # The range finds the rows in the index, exact in code point order.
-            matches = Q(display_key__gte=folded, display_key__startswith=folded)
-            upper = prefix_successor(folded)
-            if upper is not None:
-                matches &= Q(display_key__lt=upper)
+            # A range of the picker's index, exact in code point order; startswith restates it.
+            matches = with_a_display_name_starting(folded) & Q(display_key__startswith=folded)
         if len(folded) >= 2:
             matches |= Q(pk__in=with_a_name_starting(Member.objects.all(), term).values("pk"))
         if is_bigint(term):
@@ -173,17 +167,6 @@ def clean_search_term(term: str) -> str:
 
 def is_bigint(term: str) -> bool:
     return term.isascii() and term.isdigit() and int(term) <= BIGINT_MAX
-
-
-def prefix_successor(prefix: str) -> str | None:
-    """The smallest string above every string starting with `prefix` (code point order); None if none is."""
-    stripped = prefix.rstrip(chr(0x10FFFF))
-    if not stripped:
-        return None
-    following = ord(stripped[-1]) + 1
-    if 0xD800 <= following <= 0xDFFF:  # surrogates are not characters: jump over them
-        following = 0xE000
-    return stripped[:-1] + chr(following)
 
 
 @admin.register(Role)

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import BooleanField, QuerySet
+from django.db.models import BooleanField, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Collate
 
@@ -95,11 +95,35 @@ class SearchResult:
 HIT_FIELDS = ("user_id", "username", "global_name", "nick", "display_name", "is_bot", "avatar", "departed_at")
 
 
+def display_key() -> Collate | F:
+    """The folded display name in code point order, the picker's order on both databases.
+
+    PostgreSQL compares it in the "C" collation, which its index has (migration 0013);
+    SQLite's default is code point order already. Both then agree on ties.
+    """
+    return Collate("sort_key", "C") if connection.vendor == "postgresql" else F("sort_key")
+
+
+def prefix_successor(prefix: str) -> str | None:
+    """The smallest string above every string starting with `prefix` (code point order); None if none is."""
+    stripped = prefix.rstrip(chr(0x10FFFF))
+    if not stripped:
+        return None
+    following = ord(stripped[-1]) + 1
+    if 0xD800 <= following <= 0xDFFF:  # surrogates are not characters: jump over them
+        following = 0xE000
+    return stripped[:-1] + chr(following)
+
+
+def with_a_display_name_starting(folded: str) -> Q:
+    """Members whose folded display name starts with `folded`, as a range of display_key (alias `display_key`)."""
+    matches = Q(display_key__gte=folded)
+    upper = prefix_successor(folded)
+    return matches & Q(display_key__lt=upper) if upper is not None else matches
+
+
 def _ordered(members: QuerySet) -> QuerySet:
-    # Byte order on both databases, so they agree on ties.
-    if connection.vendor == "postgresql":
-        return members.order_by(Collate("sort_key", "C"), "user_id")
-    return members.order_by("sort_key", "user_id")
+    return members.order_by(display_key(), "user_id")
 
 
 def _containing(members: QuerySet, needle: str) -> QuerySet:
@@ -134,10 +158,7 @@ def _named(members: QuerySet, folded: str) -> QuerySet:
 
 
 def _display_prefix(members: QuerySet, prefix: str) -> QuerySet:
-    upper = prefix + "\U0010ffff"
-    if connection.vendor == "postgresql":
-        return members.alias(key_c=Collate("sort_key", "C")).filter(key_c__gte=prefix, key_c__lt=upper)
-    return members.filter(sort_key__gte=prefix, sort_key__lt=upper)
+    return members.alias(display_key=display_key()).filter(with_a_display_name_starting(prefix))
 
 
 def wants_substrings(folded: str) -> bool:

@@ -178,3 +178,9 @@ def test_a_discord_failure_during_fallback_returns_the_cache_answer_with_a_notic
 def test_punctuation_only_queries_match_whole_names_and_prefixes_not_everything(guild):
     assert names(search_members(guild, "%_%", live_fallback=False)) == []
     assert names(search_members(guild, "<script>", live_fallback=False)) == ["script"]  # has letters
+
+
+def test_a_display_name_prefix_takes_in_every_character_after_it(guild):
+    """The range ends at the prefix's successor: even the last code point may follow it."""
+    services.upsert_members(guild.id, [member(299999999999999999, "edge", "Zq\U0010ffffend", None)])
+    assert names(search_members(guild, "zq", live_fallback=False)) == ["edge"]
