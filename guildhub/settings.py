@@ -183,6 +183,9 @@ DISCORD_RETRY_CAP = env.float("DISCORD_RETRY_CAP", default=30.0)
 # Sync runs hold a lease they renew after every page; a run whose lease expired
 # (its worker died) is handed to another worker by the reaper.
 SYNC_LEASE_SECONDS = env.int("SYNC_LEASE_SECONDS", default=120)
+# Connections a member sync writes through at once on PostgreSQL, where the server's
+# index work bounds a big sync and one connection uses one of its cores (SQLite: one).
+MEMBER_SYNC_WRITERS = env.int("MEMBER_SYNC_WRITERS", default=2)
 
 # /healthz. The bot is "not running" when it never reported or a shard's heartbeat
 # is older than HEALTH_BOT_MAX_AGE seconds; the worker cluster when its schedules

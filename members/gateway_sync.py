@@ -2,10 +2,11 @@
 
 The fastest way to fill the cache for a large guild: Discord pushes chunks of
 up to 1000 members over the bot's existing connection, with no REST pages and
-no per-page rate limit. Chunks are written by one database thread while the
-socket keeps reading; when writes fall behind, the reader waits for them, so
-memory stays bounded whatever the guild's size. Chunks come in no particular
-order, so departures are computed at the end from the ids seen (8 bytes each).
+no per-page rate limit. Chunks are written by the run's database threads (one
+on SQLite, several on PostgreSQL: members.database_writers) while the socket
+keeps reading; when writes fall behind, the reader waits for them, so memory
+stays bounded whatever the guild's size. Chunks come in no particular order, so
+departures are computed at the end from the ids seen (8 bytes each).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import threading
 from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -27,7 +29,7 @@ from django.utils import timezone
 from guildhub.discord.guilds import READ_ERRORS, UnreadablePayload, member_from_json
 from guildhub.discord.rawevents import install_raw_handler, request_all_members
 from members import services
-from members.database_thread import DatabaseThread
+from members.database_writers import DatabaseWriters, Turn
 from members.models import Guild, Member
 from members.sync import PROGRESS_FIELDS, Progress, worker_name
 from syncjobs import services as jobs
@@ -41,8 +43,6 @@ log = logging.getLogger(__name__)
 # second of a big sync) keep the progress fresh and the memory small: at most
 # two batches are in memory, about 25 MB.
 CHUNKS_PER_TRANSACTION = 20
-# Batches handed to the database thread before the socket reader waits for it.
-MAX_BATCHES_IN_FLIGHT = 1
 # A chunk's members as the database thread gets them: prepared (True), or Discord's objects as sent (False).
 Chunk = tuple[list, bool]
 
@@ -65,31 +65,35 @@ class ChunkedMemberSync:
         self.received = 0
         self.chunk_count: int | None = None
         self.done = asyncio.Event()
-        self.db = DatabaseThread(f"chunks-{self.guild_id}")
+        # Batches handed to the writers before the socket reader waits for them: one each.
+        self.db = DatabaseWriters(f"chunks-{self.guild_id}")
         self.in_flight: deque[Future] = deque()
-        self.pending: list[Chunk] = []  # chunks received, not yet handed to the database thread
+        self.pending: list[Chunk] = []  # chunks received, not yet handed to the writers
+        self.pending_ids: list[int] = []  # their members' user ids
+        self.progress_lock = threading.Lock()
         self.started_at = timezone.now()
         self.vendor = connections["default"].vendor
         self.rows_in_reader = True  # whether on_chunk builds rows: set by _plan, then by each batch
 
     # -- in the database thread ------------------------------------------
 
-    def _write_chunks(self, chunks: list[Chunk]) -> None:
+    def _write_chunks(self, turn: Turn, chunks: list[Chunk]) -> None:
         now = timezone.now()
         job = self.job
         with transaction.atomic():
             batch = services.WriteResult(0, 0, 0)
             for members, prepared in chunks:
                 write = services.write_prepared if prepared else services.write_from_json
-                result = write(self.guild_id, members, now=now)
-                job.processed += len(members)
-                job.created_count += result.created
-                job.updated_count += result.updated
-                batch += result
+                batch += write(self.guild_id, members, now=now)
             self.rows_in_reader = batch.mostly_written
+            turn.wait()  # the job's counters follow the batches' order
+            job.processed += sum(len(members) for members, _ in chunks)
+            job.created_count += batch.created
+            job.updated_count += batch.updated
             jobs.save_progress(job, ["processed", "created_count", "updated_count"])
         if self.progress:
-            self.progress(job)
+            with self.progress_lock:
+                self.progress(job)
 
     def _plan(self) -> None:
         self.job.expected = Guild.objects.get(pk=self.guild_id).approximate_member_count
@@ -130,9 +134,10 @@ class ChunkedMemberSync:
             return True
         try:
             if batch is not None:
-                self.in_flight.append(self.db.submit(self._write_chunks, batch))
+                chunks, user_ids = batch
+                self.in_flight.append(self.db.submit_in_turn(self._write_chunks, chunks, keys=user_ids))
                 # Backpressure: wait for the database rather than buffer the guild in memory.
-                while len(self.in_flight) > MAX_BATCHES_IN_FLIGHT:
+                while len(self.in_flight) > self.db.count:
                     self.in_flight.popleft().result()
         except Exception as exc:  # the write's own error, raised again in run
             self.failure = exc
@@ -142,7 +147,7 @@ class ChunkedMemberSync:
             self.done.set()
         return True
 
-    def _take(self, data: dict) -> list[Chunk] | None:
+    def _take(self, data: dict) -> tuple[list[Chunk], list[int]] | None:
         """Count the chunk in and keep its members; the batch to write, once there is one."""
         raw = data.get("members", [])
         if self.rows_in_reader:
@@ -158,10 +163,13 @@ class ChunkedMemberSync:
         # Only a chunk read whole counts: nothing of a bad one is kept.
         self.seen.extend(seen)
         self.pending.append(chunk)
+        if self.db.count > 1:  # see DatabaseWriters.submit_in_turn
+            self.pending_ids.extend(seen)
         self.received += 1
         self.chunk_count = chunk_count
         if len(self.pending) >= CHUNKS_PER_TRANSACTION or self.received >= self.chunk_count:
-            batch, self.pending = self.pending, []
+            batch = (self.pending, self.pending_ids)
+            self.pending, self.pending_ids = [], []
             return batch
         return None
 
@@ -188,10 +196,15 @@ class ChunkedMemberSync:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.done.wait(), self.idle_timeout)
 
-    async def _drain(self) -> None:
+    async def _drain(self, *, errors: bool = True) -> None:
+        """Wait for the batches in flight, oldest first; the first failed write raises (if `errors`)."""
         loop = asyncio.get_running_loop()
         while self.in_flight:
-            await asyncio.wrap_future(self.in_flight.popleft(), loop=loop)
+            written = asyncio.wrap_future(self.in_flight.popleft(), loop=loop)
+            if errors:
+                await written
+            else:
+                await asyncio.gather(written, return_exceptions=True)
 
     async def run(self) -> SyncJob:
         uninstallers = [
@@ -218,6 +231,7 @@ class ChunkedMemberSync:
         except Exception as exc:
             log.exception("gateway sync job %s failed", self.job.pk)
             message = str(exc) or exc.__class__.__name__
+            await self._drain(errors=False)  # what is stored stays counted; then the job ends
             await self.db.run(
                 lambda: jobs.finish(self.job, SyncJob.Status.FAILED, message=message, fields=PROGRESS_FIELDS)
             )

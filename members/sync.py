@@ -6,10 +6,13 @@ saves its checkpoint with it. Because pages cover contiguous id ranges, the
 present members in a page's range that the page lacks have left; they are kept
 as pending departures and marked departed only when the pass completes.
 
-Fetching and writing overlap: the run's one database thread writes page n while
-the event loop fetches page n + 1, so a page costs the slower of the two rather
-than their sum, and at most two pages are in memory. The checkpoint is saved in
-the transaction that writes its page, so it never runs ahead of what is stored.
+Fetching and writing overlap: the run's database threads write the pages
+before page n + 1 while the event loop fetches it, so a page costs the slower
+of the two rather than their sum. SQLite has one writer; PostgreSQL has
+MEMBER_SYNC_WRITERS (members.database_writers), whose writes overlap each other
+too, and at most that many pages plus one are in memory. The checkpoint is saved
+in the transaction that writes its page, and those transactions commit in page
+order, so it never runs ahead of what is stored.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import logging
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +38,7 @@ from guildhub.discord.guilds import GuildReader, MemberData
 from guildhub.discord.ratelimit import RequestStats, current_stats
 from guildhub.discord.retry import RetryPolicy
 from members import services
-from members.database_thread import DatabaseThread
+from members.database_writers import DatabaseWriters, EarlierWriteFailed, Turn
 from members.models import Guild
 from syncjobs import services as jobs
 from syncjobs.models import PendingDeparture, SyncJob
@@ -95,16 +99,16 @@ class MemberSync:
         self.stats = RequestStats()
         # Counts from earlier attempts of this job (a lease taken over after a crash).
         self.base_api_calls, self.base_rate_limit_hits = job.api_calls, job.rate_limit_hits
-        # Every query of the run goes through this one thread, in order, on one connection:
-        # a page's write can then run while the event loop fetches the next page.
-        self.db = DatabaseThread(f"member-sync-{job.pk}")
+        # Every query of the run goes through these threads (one on SQLite), never the event loop:
+        # pages are written while the event loop fetches the next, and commit in page order.
+        self.db = DatabaseWriters(f"member-sync-{job.pk}")
         self.db_vendor = connections["default"].vendor
         self.rows_in_loop = True  # see _write_page
 
     # -- database steps (run in the run's database thread) -------------------
 
-    def _write_page(self, page: Page, low: int, high: int | None) -> bool:
-        """Store one page with its checkpoint; returns whether someone asked the run to stop."""
+    def _write_page(self, turn: Turn, page: Page, low: int, high: int | None) -> bool:
+        """Store one page with its checkpoint, after the pages before it; returns whether the run should stop."""
         now = timezone.now()
         guild_id = self.guild.id
         seen = {m.user_id for m in page.members}
@@ -115,6 +119,7 @@ class MemberSync:
                     [PendingDeparture(job=self.job, user_id=uid) for uid in missing], ignore_conflicts=True
                 )
             result = services.write_prepared(guild_id, page.prepared, now=now)
+            turn.wait()  # the job's counters and checkpoint follow the pages' order
             job = self.job
             job.processed += len(page.members)
             job.created_count += result.created
@@ -179,28 +184,23 @@ class MemberSync:
         return Page(members, prepared)
 
     async def _fetch_while_writing(
-        self, fetch: Awaitable[Page], write: Callable[[], asyncio.Future[bool]]
-    ) -> tuple[Page, asyncio.Future[bool]]:
-        """Start fetching the next page, then start writing the current one; returns the next page and the write.
+        self, fetch: Awaitable[Page], write: Callable[[], asyncio.Future[bool]], writes: deque[asyncio.Future[bool]]
+    ) -> Page:
+        """Start fetching the next page, then start writing the current one (onto `writes`); returns the next page.
 
-        If the fetch fails, the write is waited for first: the checkpoint then
-        stands at the last page stored, and a failed write (or a lost lease) is
+        If the fetch fails, the writes in flight are waited for first: the checkpoint
+        then stands at the last page stored, and a failed write (or a lost lease) is
         the error the run ends with.
         """
         fetching = asyncio.ensure_future(fetch)
         try:
             if self.db_vendor == "sqlite":
                 await self._until_sent(fetching)
-            writing = write()
+            writes.append(write())
         except BaseException:
             await _discard(fetching)
             raise
-        try:
-            page = await fetching
-        except BaseException:
-            await writing
-            raise
-        return page, writing
+        return await fetching
 
     async def _until_sent(self, fetching: asyncio.Future) -> None:
         """Wait until `fetching` has its rate-limit slot (or waits for its bucket, or ended).
@@ -216,6 +216,29 @@ class MemberSync:
         give_up = loop.time() + SLOT_PATIENCE
         while self.stats.api_calls == calls and not fetching.done() and loop.time() < give_up:
             await asyncio.sleep(0.001)
+
+    async def _pass(
+        self, reader: GuildReader, after: int, limit: int, deadline: float, writes: deque[asyncio.Future[bool]]
+    ) -> tuple[str, str] | None:
+        """Fetch and write pages from `after` to the end of the list or the deadline; why the pass ended early.
+
+        At most one page per writer is being written while the next is fetched: the
+        writes' turns keep their commits in page order whatever thread finishes first.
+        """
+        page = await self._fetch_page(reader, after=after, limit=limit)
+        while True:
+            while len(writes) >= self.db.count:
+                if await writes.popleft():
+                    return (SyncJob.Status.CANCELLED, "cancelled")  # `page` is not stored
+                self._report()
+            last = len(page.members) < limit
+            high = None if last else page.members[-1].user_id
+            write = functools.partial(self.db.run_in_turn, self._write_page, page, after, high)
+            if last or self.clock() >= deadline:
+                writes.append(write())
+                return None if last else (SyncJob.Status.PARTIAL, "time budget used; resumes next run")
+            after = high
+            page = await self._fetch_while_writing(self._fetch_page(reader, after=after, limit=limit), write, writes)
 
     async def run(self) -> SyncJob:
         deadline = self.clock() + self.guild.sync_time_budget.total_seconds()
@@ -234,28 +257,13 @@ class MemberSync:
                 if self.clock() >= deadline:
                     await self.db.run(self._fail, SyncJob.Status.PARTIAL, "time budget used; resumes next run")
                     return self.job
-                page = await self._fetch_page(reader, after=after, limit=limit)
-                writing: asyncio.Future[bool] | None = None  # the previous page's write, while `page` was fetched
-                stopped: tuple[str, str] | None = None  # why the pass ends early: status, message
-                while True:
-                    if writing is not None:
-                        if await writing:
-                            stopped = (SyncJob.Status.CANCELLED, "cancelled")  # `page` is not stored
-                            break
-                        self._report()
-                    last = len(page.members) < limit
-                    high = None if last else page.members[-1].user_id
-                    write = functools.partial(self.db.run, self._write_page, page, after, high)
-                    if last or self.clock() >= deadline:
-                        writing = write()
-                        if not last:
-                            stopped = (SyncJob.Status.PARTIAL, "time budget used; resumes next run")
-                        break
-                    after = high
-                    page, writing = await self._fetch_while_writing(
-                        self._fetch_page(reader, after=after, limit=limit), write
-                    )
-                await writing
+                writes: deque[asyncio.Future[bool]] = deque()  # pages being written, oldest first
+                try:
+                    stopped = await self._pass(reader, after, limit, deadline, writes)
+                    await _await_writes(writes)
+                except BaseException as exc:
+                    await _await_writes(writes, after=exc)
+                    raise
                 self._report()
                 if stopped:
                     await self.db.run(self._fail, *stopped)
@@ -276,6 +284,22 @@ class MemberSync:
         finally:
             current_stats.reset(stats_token)
             await self.db.close()
+
+
+async def _await_writes(writes: deque[asyncio.Future[bool]], *, after: BaseException | None = None) -> None:
+    """Wait for every write in flight, oldest first, and raise the first one's error.
+
+    `after`: the error the run is already ending with. A failed write supersedes it,
+    unless it is only the consequence of that error (EarlierWriteFailed).
+    """
+    first: BaseException | None = None
+    while writes:
+        try:
+            await writes.popleft()
+        except BaseException as exc:  # raised again below, or superseded by `after`
+            first = first or exc
+    if first is not None and not (after is not None and isinstance(first, EarlierWriteFailed)):
+        raise first
 
 
 async def _discard(task: asyncio.Future) -> None:
