@@ -73,6 +73,7 @@ TOKEN = "bench-token"  # noqa: S105 (the emulator accepts any token)
 REST_BUCKET = (10, 1.0)
 PAGE_SIZE = 1000  # GuildHub's default sync_page_size
 CHANGED_SHARE = 100  # one member in a hundred changes before the re-sync
+DEFAULT_BUCKET_SECONDS = 5.5  # Discord's default bucket window (5 s, the emulator's too), and a margin
 WORKER_TIMEOUT = 900  # seconds for one sync before it counts as failed
 # A REST re-sync pages through every member again, so it cannot beat the floor
 # (100 s at 1M members here, 1000 s on Discord); above this size the full run
@@ -211,6 +212,7 @@ class Emulator:
         self.server = Process(command, base_env(), workdir / "emulator-{port}.log", "/_emulator/state")
         self.url = self.server.url
         self.guild_id = int(http_json(f"{self.url}/_emulator/state")["guilds"][0]["id"])
+        self.last_run_started: float | None = None
 
     @property
     def api_base(self) -> str:
@@ -218,6 +220,18 @@ class Emulator:
 
     def reset_counters(self) -> None:
         http_json(f"{self.url}/_emulator/counters/reset", method="POST")
+
+    def wait_for_fresh_buckets(self) -> None:
+        """Start a run at least one window of Discord's default bucket (5 per 5 s) after the last.
+
+        Every run logs in and asks for /gateway/bot on routes that bucket limits. Runs of a
+        small guild follow each other within seconds, and the third would wait seconds for
+        the second's window: the wait of a run that starts right after two others, not the
+        sync's. The time waited here is not counted.
+        """
+        if self.last_run_started is not None:
+            time.sleep(max(0.0, self.last_run_started + DEFAULT_BUCKET_SECONDS - time.monotonic()))
+        self.last_run_started = time.monotonic()
 
     def counters(self) -> dict:
         return http_json(f"{self.url}/_emulator/counters")
@@ -342,6 +356,7 @@ class Databases:
 def run_sync(kind: str, emulator: Emulator, databases: Databases, backend: str, database_url: str) -> dict:
     """One sync in a fresh subprocess; its figures plus the emulator's view of the traffic."""
     workdir = databases.workdir
+    emulator.wait_for_fresh_buckets()
     emulator.reset_counters()
     emulator_cpu, server_cpu = emulator.cpu_seconds(), databases.server_cpu_seconds(backend)
     env = {**base_env(), "DATABASE_URL": database_url, "DISCORD_API_BASE": emulator.api_base}
