@@ -233,7 +233,9 @@ class MemberSync:
                 self._report()
             last = len(page.members) < limit
             high = None if last else page.members[-1].user_id
-            write = functools.partial(self.db.run_in_turn, self._write_page, page, after, high)
+            # Discord's pages never share a member; one that did would wait for the page before it.
+            keys = [m.user_id for m in page.members] if self.db.count > 1 else ()
+            write = functools.partial(self.db.run_in_turn, self._write_page, page, after, high, keys=keys)
             if last or self.clock() >= deadline:
                 writes.append(write())
                 return None if last else (SyncJob.Status.PARTIAL, "time budget used; resumes next run")
