@@ -332,7 +332,7 @@ class Databases:
         import psycopg
 
         started = time.perf_counter()
-        with psycopg.connect(database_url.replace("postgres://", "postgresql://"), autocommit=True) as connection:
+        with psycopg.connect(database_url, autocommit=True) as connection:
             connection.execute("VACUUM ANALYZE members_member")
         return time.perf_counter() - started
 
@@ -429,6 +429,11 @@ class Scenario:
         return None
 
     @property
+    def settled_ok(self) -> bool:
+        """The settled re-sync succeeded and updated exactly the members changed before it."""
+        return self.settled.get("status") == "succeeded" and self.settled.get("updated") == self.settled_changed
+
+    @property
     def succeeded(self) -> bool:
         return all(r.get("status", "succeeded") == "succeeded" for r in (self.first, self.resync, self.settled))
 
@@ -513,8 +518,7 @@ def sync_row(s: Scenario) -> list[str]:
     if first["status"] != "succeeded":
         return [s.strategy, s.db, f"{s.members:,}", first["status"], *["-"] * (len(SYNC_HEADERS) - 4)]
     resynced = again.get("status") == "succeeded"
-    settled = s.settled
-    settled_ok = settled.get("status") == "succeeded" and settled.get("updated") == s.settled_changed
+    settled, settled_ok = s.settled, s.settled_ok
     return [
         s.strategy,
         s.db,
@@ -602,8 +606,7 @@ def verdicts(scenarios: list[Scenario]) -> list[list[str]]:
             # the first sync is reported beside it.
             resynced = again["status"] == "succeeded"
             speedup = first["seconds"] / again["seconds"] if resynced else 0.0
-            settled = s.settled
-            settled_ok = settled.get("status") == "succeeded" and settled["updated"] == s.settled_changed
+            settled, settled_ok = s.settled, s.settled_ok
             settled_speedup = first["seconds"] / settled["seconds"] if settled_ok else 0.0
             measured = (
                 f"{settled_speedup:.1f}x, {settled['updated']:,}/{s.settled_changed:,} rows updated"
