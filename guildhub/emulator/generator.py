@@ -9,7 +9,8 @@ Ids grow with the index, so "the members after user id X" is a binary search.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
 
@@ -82,6 +83,11 @@ def digest(*parts: object) -> bytes:
     return hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=64).digest()
 
 
+def _digest(text: str) -> bytes:
+    """digest() of parts already joined: the member hot path spells its parts out in an f-string."""
+    return hashlib.blake2b(text.encode(), digest_size=64).digest()
+
+
 def pick(seq: list, byte_value: int):
     return seq[byte_value % len(seq)]
 
@@ -99,8 +105,25 @@ def iso(dt: datetime) -> str:
     return dt.isoformat(timespec="microseconds")
 
 
+_UNIX_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+@lru_cache(maxsize=8192)
+def _iso_day(days: int) -> str:
+    return date.fromordinal(_UNIX_EPOCH_ORDINAL + days).isoformat()
+
+
+def iso_ms(ms: int) -> str:
+    """iso() of a UTC time in Unix milliseconds, without building a datetime (a quarter of the cost)."""
+    days, rest = divmod(ms, 86_400_000)
+    seconds, millis = divmod(rest, 1000)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{_iso_day(days)}T{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}000+00:00"
+
+
 def user_id(index: int, seed: int) -> int:
-    offset = int.from_bytes(digest("uid", seed, index)[:4], "big")
+    offset = int.from_bytes(_digest(f"uid|{seed}|{index}")[:4], "big")
     return USER_ID_BASE + index * USER_ID_SLOT + offset
 
 
@@ -140,7 +163,7 @@ def user_object(
 
 def generated_user(index: int, seed: int, uid: int | None = None) -> dict:
     """The Discord user object of generated user `index` (global across guilds); `uid` if already known."""
-    d = digest("user", seed, index)
+    d = _digest(f"user|{seed}|{index}")
     uid = user_id(index, seed) if uid is None else uid
     is_bot = d[0] < 5  # about 2 %
     first, second = pick(FIRST_WORDS, d[1]), pick(SECOND_WORDS, d[2])
@@ -183,7 +206,7 @@ def generated_user(index: int, seed: int, uid: int | None = None) -> dict:
 def generated_member(index: int, seed: int, guild_id: int, role_ids: list[int], uid: int | None = None) -> dict:
     """The guild member object of generated member `index` of a guild."""
     user = generated_user(index, seed, uid)
-    d = digest("member", seed, guild_id, index)
+    d = _digest(f"member|{seed}|{guild_id}|{index}")
     nick = None
     nick_kind = d[0] % 10
     if nick_kind == 0:
@@ -201,7 +224,7 @@ def generated_member(index: int, seed: int, guild_id: int, role_ids: list[int], 
         user,
         nick=nick,
         roles=[str(r) for r in roles],
-        joined_at=iso(datetime.fromtimestamp(joined_ms / 1000, tz=UTC)),
+        joined_at=iso_ms(joined_ms),
     )
 
 
