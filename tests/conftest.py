@@ -88,9 +88,12 @@ def emulator() -> Iterator["EmulatorServer"]:
     from guildhub.emulator.server import EmulatorServer
     from guildhub.emulator.state import GuildSpec, World
 
+    # member_json: the member pages and chunks of every sync test come from the store the
+    # benchmarks use (guildhub/emulator/member_json.py); tests with their own World use the generator.
     world = World(
         seed=7,
         guilds=[GuildSpec(name="Test Guild", members=300, channels=3, messages=250), GuildSpec(members=40)],
+        member_json=True,
     )
     with EmulatorServer(world, profile="fast", options=EmulatorOptions(heartbeat_interval_ms=1000)) as server:
         yield server

@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import orjson
 import yarl
 from aiohttp import WSMsgType, web
 
@@ -679,7 +680,7 @@ class Connection:
         except GatewayClosed:
             pass  # the client went away mid-answer; a resumed client asks again
 
-    def chunk(self, guild: Guild, members: list[dict], index: int, count: int, extra: dict) -> dict:
+    def chunk(self, guild: Guild, members: list[dict] | orjson.Fragment, index: int, count: int, extra: dict) -> dict:
         return {"guild_id": str(guild.id), "members": members, "chunk_index": index, "chunk_count": count, **extra}
 
     async def members_by_id(self, session: Session, guild: Guild, user_ids: object, extra: dict) -> None:
@@ -735,13 +736,13 @@ class Connection:
         after, sent = 0, 0
         for index in range(count):
             want = min(MEMBER_CHUNK_SIZE, total - sent)
-            members = guild.list_members(after=after, limit=want) if want > 0 else []
-            if members:
-                after = int(members[-1]["user"]["id"])
-                sent += len(members)
-            await session.dispatch_and_wait(
-                self, "GUILD_MEMBERS_CHUNK", self.chunk(guild, members, index, count, extra)
-            )
+            members, got, last = guild.list_members_json(after=after, limit=want) if want > 0 else (b"[]", 0, 0)
+            if got:
+                after = last
+                sent += got
+            # Fragment: the members' JSON goes into the chunk as it is, not decoded and encoded again.
+            chunk = self.chunk(guild, orjson.Fragment(members), index, count, extra)
+            await session.dispatch_and_wait(self, "GUILD_MEMBERS_CHUNK", chunk)
 
 
 # -- the gateway --------------------------------------------------------------

@@ -38,6 +38,11 @@ def json_response(data: object, status: int = 200, headers: dict[str, str] | Non
     return web.Response(body=encode_json(data), status=status, headers={**BASE_HEADERS, **(headers or {})})
 
 
+def encoded_json_response(body: bytes) -> web.Response:
+    """A 200 with JSON already encoded (a member page from member_json.py)."""
+    return web.Response(body=body, headers=BASE_HEADERS)
+
+
 def no_content() -> web.Response:
     return web.Response(status=204, headers={"Via": BASE_HEADERS["Via"]})
 

@@ -23,6 +23,7 @@ from guildhub.emulator.responses import (
     UNKNOWN_WEBHOOK,
     DiscordHTTPError,
     bool_param,
+    encoded_json_response,
     int_param,
     invalid_form,
     json_response,
@@ -223,7 +224,8 @@ async def list_members(request: web.Request) -> web.Response:
     # Discord's default limit is 1: a classic source of "the picker shows one member".
     limit = int_param(request.query, "limit", default=1, low=1, high=1000)
     after = snowflake(request.query.get("after", "0"), "after")
-    return json_response(guild.list_members(after=after, limit=limit))
+    body, _, _ = guild.list_members_json(after=after, limit=limit)
+    return encoded_json_response(body)
 
 
 @route("GET", "/guilds/{guild_id}/members/search", "members_search", ("guild_id",))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from guildhub.emulator import generator as gen
+from guildhub.emulator.member_json import MemberJson, encode_member, json_array, page_json
 
 Listener = Callable[[str, dict], None]
 
@@ -202,6 +203,7 @@ class Guild:
     extra_ids: list[int] = field(default_factory=list)  # sorted keys of `extra`
     icon: str | None = None
     bot_present: bool = True
+    member_json: MemberJson | None = None  # the generated members' JSON, kept when the world is asked to
 
     # -- members ---------------------------------------------------------
 
@@ -259,6 +261,17 @@ class Guild:
             extra = self.extra.get(uid)
             members.append(extra if extra is not None else self.member_by_index(gen.user_index(uid), uid, role_ids))
         return members
+
+    def list_members_json(self, *, after: int, limit: int) -> tuple[bytes, int, int]:
+        """list_members as one JSON array: (the array, how many members, the last one's user id or 0).
+
+        From the member JSON store while it is current (see member_json.py); else generated.
+        """
+        if self.member_json is not None and self.member_json.current_for(self):
+            return page_json(self, self.member_json, after=after, limit=limit)
+        members = self.list_members(after=after, limit=limit)
+        last = int(members[-1]["user"]["id"]) if members else 0
+        return json_array(encode_member(member) for member in members), len(members), last
 
     def search_members(self, query: str, limit: int) -> list[dict]:
         """Discord's member search: case-insensitive prefix of username or nickname."""
@@ -417,8 +430,16 @@ class World:
 
     BOT_USERNAME = "GuildHub Emulator"
 
-    def __init__(self, *, seed: int = 42, guilds: list[GuildSpec] | None = None, members_intent: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 42,
+        guilds: list[GuildSpec] | None = None,
+        members_intent: bool = True,
+        member_json: bool = False,
+    ) -> None:
         self.seed = seed
+        self.keep_member_json = member_json  # see member_json.py
         self.members_intent_enabled = members_intent
         d = gen.digest("bot", seed)
         self.bot_id = gen.snowflake_at(1_600_000_000_000 + int.from_bytes(d[:3], "big"), 1)
@@ -481,6 +502,8 @@ class World:
         )
         self.guilds[guild_id] = guild
         self._generate_channels(guild, spec, created_ms)
+        if self.keep_member_json:
+            guild.member_json = MemberJson(guild)
         return guild
 
     def _generate_roles(self, guild: Guild, count: int, created_ms: int) -> list[dict]:
