@@ -219,3 +219,49 @@ def test_an_object_json_cannot_hold_again_is_compared_in_the_database_not_skippe
     again = services.write_from_json(guild.id, [odd])
     assert (again.created, again.updated) == (0, 0)  # the database found the data equal
     assert Member.objects.get(guild=guild).is_bot
+
+
+def test_stored_fingerprints_are_each_members_and_only_those_asked_for(guild):
+    services.write_members(GUILD_ID, [member(n) for n in range(30)])
+    Member.objects.filter(guild_id=GUILD_ID, user_id=member(3).user_id).update(departed_at=timezone.now())
+    Guild.objects.create(id=GUILD_ID + 1, name="other")
+    services.write_members(GUILD_ID + 1, [member(5)])
+
+    asked = [member(n).user_id for n in (1, 3, 5, 29, 31)]  # 31 was never written
+    stored = services.stored_fingerprints(GUILD_ID, asked)
+
+    fingerprints = dict(Member.objects.filter(guild_id=GUILD_ID).values_list("user_id", "fingerprint"))
+    assert stored == {
+        member(1).user_id: (fingerprints[member(1).user_id], True),
+        member(3).user_id: (fingerprints[member(3).user_id], False),
+        member(5).user_id: (fingerprints[member(5).user_id], True),
+        member(29).user_id: (fingerprints[member(29).user_id], True),
+    }
+
+
+@pytest.mark.postgres_only
+def test_stored_fingerprints_probe_the_unique_index_before_analyze_has_seen_the_guild(guild):
+    """A first sync writes thousands of a guild's members before autovacuum's ANALYZE counts them.
+
+    Planned from statistics that make the guild look tiny, `user_id = ANY(...)` read every member
+    of the guild for each chunk (a bitmap on guild_id, then a filter): a 1M-member gateway sync
+    spent 40 of its server's CPU seconds there, more as the guild grew.
+    """
+    from django.db import connection
+
+    for start in range(0, 8000, 1000):
+        services.write_members(GUILD_ID, [member(n) for n in range(start, start + 1000)])
+    asked = [member(n).user_id for n in range(4000, 5000)]
+    statements = []
+
+    def keep(execute, sql, params, many, context):
+        statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(keep):
+        assert len(services.stored_fingerprints(GUILD_ID, asked)) == 1000
+    ((sql, params),) = statements
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "member_unique_per_guild" in plan and "Bitmap" not in plan and "Seq Scan on members_member" not in plan, plan
