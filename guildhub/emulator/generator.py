@@ -80,7 +80,7 @@ MESSAGE_WORDS = [
 
 def digest(*parts: object) -> bytes:
     """64 stable pseudo-random bytes for the given parts."""
-    return hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=64).digest()
+    return _digest("|".join(map(str, parts)))
 
 
 def _digest(text: str) -> bytes:

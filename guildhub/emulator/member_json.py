@@ -13,16 +13,14 @@ store stale, so pages go back to the generator rather than serve old data.
 
 from __future__ import annotations
 
-import json
 from array import array
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-import orjson
-
 from guildhub.emulator import generator as gen
+from guildhub.emulator.responses import encode_json
 
 if TYPE_CHECKING:
     from guildhub.emulator.state import Guild
@@ -54,14 +52,6 @@ BLOCK = 1000
 BLOCKS_KEPT_OPEN = 4  # a page of 1000 after any cursor spans two blocks; REST and gateway may interleave
 
 
-def encode_member(member: dict) -> bytes:
-    """One member object as Discord sends it: UTF-8 JSON without ASCII escapes."""
-    try:
-        return orjson.dumps(member)
-    except orjson.JSONEncodeError:  # an integer beyond 64 bits, set through the control API
-        return json.dumps(member, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def json_array(items: Iterable[bytes]) -> bytes:
     return b"[" + b",".join(items) + b"]"
 
@@ -76,7 +66,7 @@ class MemberJson:
         role_ids = list(self.role_ids)
         for start in range(0, guild.generated, BLOCK):
             encoded = [
-                encode_member(gen.generated_member(index, guild.seed, guild.id, role_ids, self.user_ids[index]))
+                encode_json(gen.generated_member(index, guild.seed, guild.id, role_ids, self.user_ids[index]))
                 for index in range(start, min(start + BLOCK, guild.generated))
             ]
             offsets = array("l", [0])
@@ -119,14 +109,14 @@ def page_json(guild: Guild, store: MemberJson, *, after: int, limit: int) -> tup
         uid = user_ids[index] if index < generated else None
         if next_extra < len(extra_ids) and (uid is None or extra_ids[next_extra] < uid):
             last = extra_ids[next_extra]
-            items.append(encode_member(extra[last]))
+            items.append(encode_json(extra[last]))
             next_extra += 1
             continue
         if uid is None:
             break
         if uid not in removed:
             override = overrides.get(uid)
-            items.append(store.member(index) if override is None else encode_member(override))
+            items.append(store.member(index) if override is None else encode_json(override))
             last = uid
         index += 1
     return json_array(items), len(items), last

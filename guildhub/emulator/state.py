@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from guildhub.emulator import generator as gen
-from guildhub.emulator.member_json import MemberJson, encode_member, json_array, page_json
+from guildhub.emulator.member_json import MemberJson, json_array, page_json
+from guildhub.emulator.responses import encode_json
 
 Listener = Callable[[str, dict], None]
 
@@ -271,7 +272,7 @@ class Guild:
             return page_json(self, self.member_json, after=after, limit=limit)
         members = self.list_members(after=after, limit=limit)
         last = int(members[-1]["user"]["id"]) if members else 0
-        return json_array(encode_member(member) for member in members), len(members), last
+        return json_array(encode_json(member) for member in members), len(members), last
 
     def search_members(self, query: str, limit: int) -> list[dict]:
         """Discord's member search: case-insensitive prefix of username or nickname."""

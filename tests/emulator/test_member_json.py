@@ -10,9 +10,9 @@ from guildhub.emulator.state import GuildSpec, World
 MEMBERS = 2 * BLOCK + 345
 
 
-def world(member_json: bool) -> World:
+def world() -> World:
     # One world per test: the bot's own member carries the time it was made.
-    return World(seed=7, guilds=[GuildSpec(members=MEMBERS, roles=4)], member_json=member_json)
+    return World(seed=7, guilds=[GuildSpec(members=MEMBERS, roles=4)], member_json=True)
 
 
 def pages(guild, limit: int) -> list[bytes]:
@@ -59,20 +59,20 @@ def changed(guild) -> None:
 
 @pytest.mark.parametrize("limit", [1, 7, 1000])
 def test_pages_equal_the_generated_pages(limit):
-    kept = next(iter(world(True).guilds.values()))
+    kept = next(iter(world().guilds.values()))
     assert kept.member_json is not None
     assert pages(kept, limit) == reference(kept, limit)
 
 
 @pytest.mark.parametrize("limit", [3, 1000])
 def test_pages_follow_edits_removals_and_additions(limit):
-    kept = next(iter(world(True).guilds.values()))
+    kept = next(iter(world().guilds.values()))
     changed(kept)
     assert pages(kept, limit) == reference(kept, limit)
 
 
 def test_a_change_of_roles_makes_the_store_stale():
-    kept = next(iter(world(True).guilds.values()))
+    kept = next(iter(world().guilds.values()))
     before = pages(kept, 1000)
     kept.roles = [role for role in kept.roles if int(role["id"]) != kept.role_ids[0]]
     assert not kept.member_json.current_for(kept)
@@ -82,5 +82,5 @@ def test_a_change_of_roles_makes_the_store_stale():
 
 
 def test_after_beyond_every_member_gives_an_empty_page():
-    kept = next(iter(world(True).guilds.values()))
+    kept = next(iter(world().guilds.values()))
     assert kept.list_members_json(after=2**63 - 1, limit=10) == (b"[]", 0, 0)
