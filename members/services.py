@@ -83,7 +83,7 @@ def member_fingerprint(member: MemberData) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, for the same reason as MemberData: a sync builds one per member
 class PreparedMember:
     """A member with its fingerprint and, once built, its row as the database's JSON wants it."""
 
@@ -230,7 +230,8 @@ def stored_fingerprints(guild_id: int, user_ids: Sequence[int]) -> dict[int, tup
             f"CROSS JOIN LATERAL (SELECT user_id, fingerprint, departed_at FROM {table} "
             "WHERE guild_id = %s AND user_id = wanted.user_id LIMIT 1) AS m"
         )
-        params: list = [list(user_ids), guild_id]
+        # The ids as one array literal: psycopg's list adapter takes about 0.7 ms of Python per 1000.
+        params: list = ["{" + ",".join(map(str, user_ids)) + "}", guild_id]
     else:
         # One parameter, not a thousand: the statement stays short and cached.
         sql = (

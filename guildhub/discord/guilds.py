@@ -35,7 +35,10 @@ class RoleData:
     managed: bool
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and at 1.7 µs a
+# member that was a tenth of a million-member sync's own CPU; 0.3 µs built positionally without.
+# Nothing assigns to one after member_from_json; unsafe_hash keeps them hashable as before.
+@dataclass(slots=True, unsafe_hash=True)
 class MemberData:
     user_id: int
     username: str
@@ -53,6 +56,8 @@ class MemberData:
 def _clip(value: str | None, length: int = 100) -> str | None:
     # Discord caps names at 32 characters; a stand-in or a future change must not break our
     # columns, and PostgreSQL text cannot hold NUL at all.
+    if value.__class__ is str and len(value) <= length and "\x00" not in value:
+        return value  # nearly every name: nothing to copy
     return value.replace("\x00", "")[:length] if isinstance(value, str) else None
 
 
@@ -114,18 +119,21 @@ def member_from_json(data: dict) -> MemberData:
     username = _clip(user.get("username")) or str(user["id"])
     global_name = _clip(user.get("global_name")) or None
     nick = _clip(data.get("nick")) or None
+    roles = data.get("roles")
+    # Positional: a sync builds a million of these, and keywords cost a fifth more.
     return MemberData(
-        user_id=int(user["id"]),
-        username=username,
-        global_name=global_name,
-        nick=nick,
+        int(user["id"]),
+        username,
+        global_name,
+        nick,
         # Discord's display name: nickname, else global name, else username.
-        display_name=nick or global_name or username,
-        is_bot=bool(user.get("bot", False)),
-        avatar=_clip(data.get("avatar") or user.get("avatar"), 64),
-        role_ids=tuple(sorted({str(r) for r in data.get("roles", [])}, key=int)),
-        joined_at=_parse_time(data.get("joined_at")),
-        digest=member_digest(data),
+        nick or global_name or username,
+        bool(user.get("bot", False)),
+        _clip(data.get("avatar") or user.get("avatar"), 64),
+        # Ids as strings (they arrive as strings; a stand-in may send numbers), once each, in numeric order.
+        tuple(sorted(set(map(str, roles)), key=int)) if roles else (),
+        _parse_time(data.get("joined_at")),
+        member_digest(data),
     )
 
 
