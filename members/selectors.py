@@ -206,6 +206,9 @@ class TierPlanning:
     probe_cap: int = 2000  # more matches than this: walk the display order
     walk_rows: int = 10_000  # members walked at most before fetching and sorting after all
     walk_share: float = 0.005  # PostgreSQL: walk when as many as this share of members may contain the text
+    # PostgreSQL, for text of one trigram (three characters) and for whole names, whose share the
+    # statistics give as such rather than bound from pieces: walk from this share (None: walk_share).
+    walk_share_exact: float | None = None
     # PostgreSQL: members walked at most per member the statistics say may contain the text. Its
     # walk reads an index alone (0013), about 0.3 µs a member, and fetching a match costs 2-3 µs:
     # a walk of twice the matches that finds too few (they cluster late in the display order, at a
@@ -217,7 +220,9 @@ class TierPlanning:
 # text is rare, so its cap is just a guard against stale statistics.
 PLANNING = {
     "sqlite": TierPlanning(walk_rows=8000),
-    "postgresql": TierPlanning(probe_cap=8000, walk_rows=200_000),
+    # One trigram held by 0.2 % of a million members: a walk of about 12,500 index entries (4 ms) against
+    # fetching and sorting 2,000 rows (9 ms); at 0.45 % ("xec"), 2 ms against 20-30 ms.
+    "postgresql": TierPlanning(probe_cap=8000, walk_rows=200_000, walk_share_exact=0.002),
 }
 
 HIT_COLUMNS = ", ".join(("id", *HIT_FIELDS))
@@ -280,7 +285,8 @@ TRIGRAM_STATS_SECONDS = 300.0
 
 
 def _postgres_stats() -> dict:
-    """What ANALYZE last saw: the share of members holding each common trigram, and how many members there are.
+    """What ANALYZE last saw: the share of members holding each common trigram and each common whole
+    name, and how many members there are.
 
     Read at most every TRIGRAM_STATS_SECONDS: the planning needs orders of magnitude, not counts.
     """
@@ -288,14 +294,18 @@ def _postgres_stats() -> dict:
         with connection.cursor() as cursor:
             # The last three numbers are the minimum, maximum and null frequencies, not elements'.
             cursor.execute(
-                "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
-                "WHERE tablename = 'member_trigrams_gin' AND most_common_elems IS NOT NULL"
+                "SELECT tablename, most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+                "WHERE tablename IN ('member_trigrams_gin', 'member_names_gin') AND most_common_elems IS NOT NULL"
             )
-            row = cursor.fetchone()
+            elements = {table: dict(zip(elems, freqs, strict=False)) for table, elems, freqs in cursor.fetchall()}
             cursor.execute("SELECT greatest(reltuples, 0) FROM pg_class WHERE relname = 'members_member'")
             (members,) = cursor.fetchone()
-        shares = dict(zip(*row, strict=False)) if row else {}
-        _trigram_stats.update(read_at=time.monotonic(), shares=shares, members=members)
+        _trigram_stats.update(
+            read_at=time.monotonic(),
+            shares=elements.get("member_trigrams_gin", {}),
+            name_shares=elements.get("member_names_gin", {}),
+            members=members,
+        )
     return _trigram_stats
 
 
@@ -307,6 +317,31 @@ def _postgres_trigram_share(needle: str) -> float:
     """
     shares = _postgres_stats()["shares"]
     return min((shares.get(piece, 0.0) for piece in _pieces(needle)), default=0.0)
+
+
+def _postgres_name_share(folded: str) -> float:
+    """The share of members with a name exactly `folded`, from the statistics of the names index (0006).
+
+    Exact where the trigrams only bound: common whole names are elements of that index as they
+    are. 0 for a name rarer than the most common ones, or without statistics.
+    """
+    return _postgres_stats()["name_shares"].get(folded, 0.0)
+
+
+def _walks(share: float, planning: TierPlanning, *, exact: bool) -> bool:
+    """Whether text held by (exact) or by at most (not exact) `share` of members is common enough to walk."""
+    threshold = planning.walk_share_exact if exact and planning.walk_share_exact is not None else planning.walk_share
+    return share >= threshold
+
+
+def _walk_rows(share: float, want: int, planning: TierPlanning) -> int:
+    """How far a walk for text held by `share` of members goes before fetching and sorting is cheaper."""
+    rows = planning.walk_rows
+    if share:
+        # About want / share members in if the matches spread out; further if fetching them costs more.
+        fetching = planning.walk_per_match * share * _postgres_stats()["members"]
+        rows = min(rows, math.ceil(max(3 * want / share, fetching)))
+    return rows
 
 
 def _postgres_sorted_matches(members: QuerySet, needle: str, *, want: int, seen: set[int]) -> list[Member]:
@@ -435,13 +470,8 @@ def _contained(
     """
     if connection.vendor == "postgresql":
         share = _postgres_trigram_share(needle)
-        if not departed and share >= planning.walk_share:
-            # About want / share members in if the matches spread out; further if fetching them costs more.
-            rows = planning.walk_rows
-            if share:
-                fetching = planning.walk_per_match * share * _postgres_stats()["members"]
-                rows = min(rows, math.ceil(max(3 * want / share, fetching)))
-            walked = _walk(guild_id, needle, want=want, seen=seen, rows=rows)
+        if not departed and _walks(share, planning, exact=len(_pieces(needle)) == 1):
+            walked = _walk(guild_id, needle, want=want, seen=seen, rows=_walk_rows(share, want, planning))
             if walked is not None:
                 return walked
         # Rare, or the matches cluster late in the display order (a common display name): sort them all.
@@ -454,6 +484,23 @@ def _contained(
         if walked is not None:
             return walked
     return _sqlite_fetch_sorted(members, needle, want=want, seen=seen)
+
+
+def _walk_common_name(
+    guild_id: int, folded: str, *, want: int, seen: set[int], planning: TierPlanning
+) -> list[Member] | None:
+    """The whole-name tier on PostgreSQL for a name many members have ("chloe", "@everyone"): walked.
+
+    The names index finds all of them (7-10k in the 1M benchmark) and the first `want` in display
+    order then cost 10-35 ms to sort; the display order, walked, holds one in a hundred or so.
+    None when the name is not that common or the walk found too few: the names index answers then.
+    A whole name is the text between two separators, so the walk's substring test is exact.
+    """
+    share = _postgres_name_share(folded)
+    if not folded or not _walks(share, planning, exact=True):
+        return None
+    needle = SEP + folded + SEP
+    return _walk(guild_id, needle, want=want, seen=seen, rows=_walk_rows(share, want, planning))
 
 
 def _sqlite_one_name_dominates(needle: str, sample: int = 64) -> bool:
@@ -493,8 +540,12 @@ def _collect(guild: Guild, folded: str, limit: int, *, departed: bool, planning:
                 over_cap=tier.text == folded and wants_substrings(folded),  # _few_matches found more
             )
         else:
-            matching = _named(members, tier.text) if tier.kind == "name" else _display_prefix(members, tier.text)
-            found = list(_ordered(matching.exclude(user_id__in=seen)).only(*HIT_FIELDS)[:want])
+            found = None
+            if tier.kind == "name" and not departed and connection.vendor == "postgresql":
+                found = _walk_common_name(guild.id, tier.text, want=want, seen=seen, planning=planning)
+            if found is None:
+                matching = _named(members, tier.text) if tier.kind == "name" else _display_prefix(members, tier.text)
+                found = list(_ordered(matching.exclude(user_id__in=seen)).only(*HIT_FIELDS)[:want])
         for member in found:
             seen.add(member.user_id)
             hits.append(MemberHit.from_member(member))
@@ -520,7 +571,9 @@ def search_cache(
         hit = MemberHit.from_member(member)
         return ([], [hit]) if hit.departed else ([hit], [])
     folded = fold(query)
-    common = connection.vendor == "postgresql" and _postgres_trigram_share(folded) >= planning.walk_share
+    common = connection.vendor == "postgresql" and _walks(
+        _postgres_trigram_share(folded), planning, exact=len(_pieces(folded)) == 1
+    )
     if wants_substrings(folded) and not common:
         ranked = _few_matches(guild, folded, limit=limit, cap=planning.probe_cap)
         if ranked is not None:

@@ -104,3 +104,90 @@ def test_sqlite_fetches_text_most_matches_of_share_one_display_name_without_walk
     with CaptureQueriesContext(connection) as captured:
         search_cache(big_guild, "the", planning=planning)
     assert any("AS walk" in q["sql"] for q in captured.captured_queries)
+
+
+@pytest.fixture
+def walked(monkeypatch) -> list[str]:
+    """The texts members.selectors walks the display order for, in order."""
+    from members import selectors
+
+    needles = []
+    walk = selectors._walk
+    monkeypatch.setattr(
+        selectors, "_walk", lambda guild_id, needle, **kw: needles.append(needle) or walk(guild_id, needle, **kw)
+    )
+    return needles
+
+
+def most_common_name(rows: list[Member]) -> str:
+    names = [name for m in rows for name in m.search_text.strip("\x1f").split("\x1f") if name]
+    return max(set(names), key=names.count)
+
+
+@pytest.mark.postgres_only
+def test_postgres_walks_the_display_order_for_a_whole_name_many_members_have(big_guild, monkeypatch, walked):
+    """Their whole-name tier would otherwise fetch and sort every one of them (10-35 ms at 1M)."""
+    from members import selectors
+
+    rows = list(Member.objects.filter(guild=big_guild))
+    name = most_common_name(rows)
+    monkeypatch.setattr(selectors, "_postgres_name_share", lambda folded: 0.05 if folded == name else 0.0)
+    planning = TierPlanning(probe_cap=10, walk_rows=10**9, walk_share=0.01)
+
+    present, departed = search_cache(big_guild, name, planning=planning)
+    assert walked[0] == f"\x1f{name}\x1f"
+    assert [hit.user_id for hit in present + departed] == reference_search(rows, name)
+    # A name too rare to walk goes to the names index, with the same answer.
+    walked.clear()
+    monkeypatch.setattr(selectors, "_postgres_name_share", lambda folded: 0.0)
+    present, departed = search_cache(big_guild, name, planning=planning)
+    assert f"\x1f{name}\x1f" not in walked
+    assert [hit.user_id for hit in present + departed] == reference_search(rows, name)
+
+
+@pytest.mark.postgres_only
+def test_postgres_reads_how_common_whole_names_are_from_analyze(big_guild):
+    from members import selectors
+
+    rows = list(Member.objects.filter(guild=big_guild))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE members_member")
+    selectors._trigram_stats["read_at"] = float("-inf")
+    try:
+        name = most_common_name(rows)
+        share = sum(1 for m in rows if f"\x1f{name}\x1f" in m.search_text) / len(rows)
+        assert selectors._postgres_name_share(name) == pytest.approx(share, rel=0.5)  # both guilds: the same names
+        assert selectors._postgres_name_share("no such name at all") == 0.0
+    finally:
+        selectors._trigram_stats["read_at"] = float("-inf")
+
+
+@pytest.mark.postgres_only
+def test_postgres_walks_from_a_lower_share_when_the_statistics_give_the_texts_own(big_guild, monkeypatch, walked):
+    """One trigram's share is the text's own; a longer text's is only bounded by its pieces'."""
+    from members import selectors
+
+    rows = list(Member.objects.filter(guild=big_guild))
+    monkeypatch.setattr(selectors, "_postgres_trigram_share", lambda needle: 0.003)
+    planning = TierPlanning(probe_cap=10, walk_rows=10**9, walk_share=0.005, walk_share_exact=0.002)
+
+    # Three characters inside many names but at the start of few, so the substring tier is reached.
+    present_rows = [m for m in rows if m.departed_at is None]
+    text = next(
+        t
+        for t in ("ger", "mit", "cho", "ate", "ros", "ale")
+        if sum(f"\x1f{t}" in m.search_text for m in present_rows) < 10
+        and sum(t in m.search_text for m in present_rows) > 40
+    )
+    present, departed = search_cache(big_guild, text, planning=planning)
+    assert text in walked and f"\x1f{text}" not in walked
+    assert [hit.user_id for hit in present + departed] == reference_search(rows, text)
+
+
+@pytest.mark.postgres_only
+def test_postgres_keeps_statistics_of_the_five_thousand_most_common_trigrams(db):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attstattarget FROM pg_attribute WHERE attrelid = 'member_trigrams_gin'::regclass AND attnum = 1"
+        )
+        assert cursor.fetchone()[0] == 500
