@@ -191,3 +191,30 @@ def test_postgres_keeps_statistics_of_the_five_thousand_most_common_trigrams(db)
             "SELECT attstattarget FROM pg_attribute WHERE attrelid = 'member_trigrams_gin'::regclass AND attnum = 1"
         )
         assert cursor.fetchone()[0] == 500
+
+
+@pytest.mark.postgres_only
+def test_postgres_search_leaves_the_planner_settings_as_it_found_them(transactional_db):
+    """It turns sequential scans and parallel workers off for its own statements only."""
+    from django.db import transaction
+
+    guild = Guild.objects.create(id=900000000000000003, name="Settings")
+    services.upsert_members(
+        guild.id, [member_from_json(generator.generated_member(i, SEED, guild.id, [])) for i in range(50)]
+    )
+
+    def settings() -> tuple:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('enable_seqscan'), current_setting('max_parallel_workers_per_gather')"
+            )
+            return cursor.fetchone()
+
+    before = settings()
+    assert before[0] == "on"
+    for query in ("the", "zzqx", "ale"):  # fetched from the trigram index in the block under test
+        search_cache(guild, query)
+        assert settings() == before, query  # autocommit: the block's own transaction ended them
+        with transaction.atomic():
+            search_cache(guild, query)
+            assert settings() == before, query  # inside someone else's transaction
