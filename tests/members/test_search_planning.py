@@ -218,3 +218,61 @@ def test_postgres_search_leaves_the_planner_settings_as_it_found_them(transactio
         with transaction.atomic():
             search_cache(guild, query)
             assert settings() == before, query  # inside someone else's transaction
+
+
+@pytest.fixture
+def sampled(monkeypatch):
+    """PostgreSQL plans text of several trigrams from a sample of the guild even in this small table."""
+    from members import selectors
+
+    monkeypatch.setattr(selectors, "SAMPLE_MIN_MEMBERS", 0)
+    selectors._samples.clear()
+    yield
+    selectors._samples.clear()
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("planning", [FETCH_AND_SORT, WALK, WALK_GIVES_UP], ids=["fetch", "walk", "walk-gives-up"])
+def test_every_plan_from_a_sample_ranks_exactly_like_the_reference(big_guild, sampled, planning):
+    rows = list(Member.objects.filter(guild=big_guild))
+    for query in queries(rows):
+        present, departed = search_cache(big_guild, query, planning=planning)
+        assert [hit.user_id for hit in present + departed] == reference_search(rows, query), query
+
+
+@pytest.mark.postgres_only
+def test_postgres_counts_text_of_several_trigrams_in_a_sample_of_the_guild(big_guild, sampled):
+    from members import selectors
+
+    present = [m for m in Member.objects.filter(guild=big_guild) if m.departed_at is None]
+    for needle in ("\x1fthe", "\x1fger", "ragon", "zzqx"):
+        share, exact = selectors._postgres_share(big_guild.id, needle)
+        # This table is smaller than the sample: the sample is every present member of the guild. It
+        # counts occurrences, so a member holding the text twice ("dragon" twice) counts twice.
+        holders = sum(needle in m.search_text for m in present)
+        occurrences = sum(m.search_text.count(needle) for m in present)
+        assert exact and share == pytest.approx(occurrences / len(present)), needle
+        assert holders <= occurrences <= 1.25 * holders, needle
+    # One trigram: the statistics, whatever the sample says.
+    assert selectors._postgres_share(big_guild.id, "ger") == (selectors._postgres_trigram_share("ger"), True)
+
+
+@pytest.mark.postgres_only
+def test_postgres_does_not_walk_for_a_prefix_no_name_starts_with(big_guild, sampled, monkeypatch, walked):
+    """ "\x1fger": both of its trigrams are common, so their bound says walk; the sample says none start so."""
+    from members import selectors
+
+    rows = list(Member.objects.filter(guild=big_guild))
+    assert not any("\x1fger" in m.search_text for m in rows) and sum("ger" in m.search_text for m in rows) > 40
+    monkeypatch.setattr(selectors, "_postgres_trigram_share", lambda needle: 0.05)
+    planning = TierPlanning(probe_cap=10, walk_rows=10**9, walk_share=0.005, walk_share_exact=0.002)
+
+    present, departed = search_cache(big_guild, "ger", planning=planning)
+    assert "\x1fger" not in walked and "ger" in walked
+    assert [hit.user_id for hit in present + departed] == reference_search(rows, "ger")
+    # Without a sample the bound decides, and the prefix tier walks.
+    walked.clear()
+    monkeypatch.setattr(selectors, "SAMPLE_MIN_MEMBERS", 10**12)
+    selectors._samples.clear()
+    search_cache(big_guild, "ger", planning=planning)
+    assert "\x1fger" in walked
