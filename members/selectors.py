@@ -498,21 +498,19 @@ def _walk(guild_id: int, needle: str, *, want: int, seen: set[int], rows: int) -
         )
         found = list(Member.objects.raw(sql, [guild_id, rows, needle, *skip_params, want]))
         return found if len(found) == want else None
-    # Only what the index of migration 0013 holds, so the walk never visits a member's row; the
-    # few it finds are read afterwards. PostgreSQL streams the subquery, so the outer ORDER BY
-    # costs nothing and says what we mean.
+    # The walk reads only what the index of migration 0013 holds, so it never visits a member's
+    # row; the few it finds are read by id afterwards, in the same statement (the LIMITs keep the
+    # walk a subquery of its own). PostgreSQL streams it, so its ORDER BY costs nothing and says
+    # what we mean.
     sql = (
-        'SELECT id FROM (SELECT id, user_id, search_text, sort_key COLLATE "C" AS walk_key '  # noqa: S608
-        'FROM members_member WHERE guild_id = %s AND departed_at IS NULL ORDER BY sort_key COLLATE "C", '
-        f"user_id LIMIT %s) AS walk WHERE strpos(search_text, %s) > 0{skip} ORDER BY walk_key, user_id LIMIT %s"
+        f"SELECT {HIT_COLUMNS} FROM members_member JOIN (SELECT id AS found_id, user_id AS found_user_id, walk_key "  # noqa: S608
+        'FROM (SELECT id, user_id, search_text, sort_key COLLATE "C" AS walk_key FROM members_member '
+        'WHERE guild_id = %s AND departed_at IS NULL ORDER BY sort_key COLLATE "C", user_id LIMIT %s) AS walk '
+        f"WHERE strpos(search_text, %s) > 0{skip} ORDER BY walk_key, user_id LIMIT %s) AS found "
+        "ON members_member.id = found.found_id ORDER BY found.walk_key, found.found_user_id"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [guild_id, rows, needle, *skip_params, want])
-        ids = [pk for (pk,) in cursor.fetchall()]
-    if len(ids) < want:
-        return None
-    found = Member.objects.only(*HIT_FIELDS).in_bulk(ids)
-    return [found[pk] for pk in ids]
+    found = list(Member.objects.raw(sql, [guild_id, rows, needle, *skip_params, want]))
+    return found if len(found) == want else None
 
 
 def _contained(
