@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -337,6 +338,7 @@ SAMPLE_ROWS = 5000
 SAMPLE_MIN_MEMBERS = 4 * SAMPLE_ROWS  # below this the search is fast whatever it plans: no sample
 SAMPLE_GUILDS = 16  # samples kept per process, the least recently drawn dropped first
 _samples: dict[int, tuple[float, str | None, int]] = {}
+_samples_lock = threading.Lock()
 
 
 def _postgres_sample(guild_id: int) -> tuple[str, int] | None:
@@ -362,10 +364,11 @@ def _postgres_sample(guild_id: int) -> tuple[str, int] | None:
                 texts = [text for (text,) in cursor.fetchall()]
         # NUL never occurs in a name (guildhub.discord.guilds drops it), so no match spans two members.
         cached = (time.monotonic(), "\x00".join(texts) if len(texts) >= SAMPLE_ROWS // 5 else None, len(texts))
-        _samples.pop(guild_id, None)
-        _samples[guild_id] = cached
-        while len(_samples) > SAMPLE_GUILDS:
-            _samples.pop(next(iter(_samples)))
+        with _samples_lock:  # a web process answers on several threads
+            _samples.pop(guild_id, None)
+            _samples[guild_id] = cached
+            while len(_samples) > SAMPLE_GUILDS:
+                _samples.pop(next(iter(_samples)))
     _, joined, count = cached
     return (joined, count) if joined is not None else None
 

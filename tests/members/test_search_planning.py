@@ -276,3 +276,16 @@ def test_postgres_does_not_walk_for_a_prefix_no_name_starts_with(big_guild, samp
     selectors._samples.clear()
     search_cache(big_guild, "ger", planning=planning)
     assert "\x1fger" in walked
+
+
+@pytest.mark.postgres_only
+def test_postgres_keeps_samples_of_the_most_recently_sampled_guilds_only(big_guild, sampled, monkeypatch):
+    from members import selectors
+
+    monkeypatch.setattr(selectors, "SAMPLE_GUILDS", 2)
+    other = Guild.objects.create(id=900000000000000009, name="Empty")
+    for guild_id in (big_guild.id, 900000000000000002, other.id):
+        selectors._postgres_share(guild_id, "\x1fthe")
+    assert list(selectors._samples) == [900000000000000002, other.id]
+    assert selectors._postgres_sample(other.id) is None  # no members: the bounds plan for it
+    assert selectors._postgres_sample(900000000000000002) is not None
