@@ -344,7 +344,8 @@ _samples_lock = threading.Lock()
 def _postgres_sample(guild_id: int) -> tuple[str, int] | None:
     """(the sampled members' search texts joined by NUL, how many), at most TRIGRAM_STATS_SECONDS old;
     None for a cache too small to need one, or a guild too small a part of it to sample this way
-    (under a tenth of the members: the bounds from the pieces plan for it then)."""
+    (under a fiftieth of the members, whose sample would hold under 1000 of them: the bounds from
+    the pieces plan for it then)."""
     cached = _samples.get(guild_id)
     if cached is None or time.monotonic() - cached[0] > TRIGRAM_STATS_SECONDS:
         members = _postgres_stats()["members"]
