@@ -21,11 +21,10 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import BooleanField, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Collate
@@ -406,39 +405,31 @@ def _walk_rows(share: float, want: int, planning: TierPlanning) -> int:
     return rows
 
 
-def _postgres_sorted_matches(members: QuerySet, needle: str, *, want: int, seen: set[int]) -> list[Member]:
-    """Every member of `members` containing `needle`, from the trigram index, sorted; the first `want`."""
-    matching = _containing(members, needle).exclude(user_id__in=seen).order_by()
-    sql, params = matching.only(*HIT_FIELDS, "sort_key").query.sql_with_params()
-    # MATERIALIZED: the CTE is read whole, so the ORDER BY ... LIMIT cannot turn into a walk.
-    with _postgres_bitmap_scans():
-        return list(
-            Member.objects.raw(
-                f'WITH hits AS MATERIALIZED ({sql}) SELECT * FROM hits ORDER BY sort_key COLLATE "C", user_id LIMIT %s',  # noqa: S608
-                [*params, want],
-            )
-        )
+# Members of a guild containing a text, read from the trigram index with the planner's sequential
+# scans and parallel workers off for that call alone (migration 0017): the planner would choose
+# between the trigram bitmap, walking the display order and a sequential scan on a selectivity
+# guess that is often wrong by orders of magnitude (a walk of 400k rows for a rare name, a scan of
+# the table for "| s"). Walks are our decision, made from the statistics and the sample; these
+# reads are the other side of it. Arguments: guild, departed (NULL: both), the needle's pieces,
+# the needle, user ids to leave out, at most how many (NULL: all).
+_POSTGRES_MATCHES = "member_text_matches(%s, %s, %s::text[], %s, %s::bigint[], %s)"
 
 
-@contextmanager
-def _postgres_bitmap_scans() -> Iterator[None]:
-    """In this block PostgreSQL reads text matches from the trigram index, as we planned, not as it guesses."""
-    # The planner would choose between the trigram bitmap, walking the display order and a
-    # sequential scan on a selectivity guess that is often wrong by orders of magnitude (a walk
-    # of 400k rows for a rare name, a scan of the table for "| s"). Walks are our decision, made
-    # from the trigram statistics; the queries in this block are the other side of it.
-    nested = connection.in_atomic_block
-    with transaction.atomic(), connection.cursor() as cursor:
-        # SET LOCAL, both in one statement: a round trip is a tenth of a millisecond, and a
-        # search may open this block three times. No parallel workers: starting them costs more
-        # than they save.
-        cursor.execute(
-            "SELECT set_config('enable_seqscan', 'off', true), set_config('max_parallel_workers_per_gather', '0', true)"
+def _postgres_matches_params(
+    guild_id: int, needle: str, *, departed: bool | None, seen: Iterable[int] = (), cap: int | None = None
+) -> list:
+    return [guild_id, departed, sorted(_pieces(needle)), needle, sorted(seen), cap]
+
+
+def _postgres_sorted_matches(guild_id: int, needle: str, *, departed: bool, want: int, seen: set[int]) -> list[Member]:
+    """Every present (or departed) member of the guild containing `needle`, sorted; the first `want`."""
+    # The function's result is read whole, so the ORDER BY ... LIMIT cannot turn into a walk.
+    return list(
+        Member.objects.raw(
+            f'SELECT {HIT_COLUMNS}, sort_key FROM {_POSTGRES_MATCHES} ORDER BY sort_key COLLATE "C", user_id LIMIT %s',  # noqa: S608
+            [*_postgres_matches_params(guild_id, needle, departed=departed, seen=seen), want],
         )
-        yield
-        if nested:  # for the rest of the enclosing transaction; otherwise COMMIT ends them
-            cursor.execute("SET LOCAL enable_seqscan TO DEFAULT")
-            cursor.execute("SET LOCAL max_parallel_workers_per_gather TO DEFAULT")
+    )
 
 
 def _few_matches(guild: Guild, folded: str, *, limit: int, cap: int) -> list[Member] | None:
@@ -475,13 +466,16 @@ def _few_matches(guild: Guild, folded: str, *, limit: int, cap: int) -> list[Mem
         'WHEN strpos(search_text, %s) > 0 THEN 1 ELSE 2 END, sort_key COLLATE "C", user_id'
     )
     sql = (
-        f"WITH hits AS MATERIALIZED (SELECT {HIT_COLUMNS}, sort_key, search_text FROM members_member "  # noqa: S608
-        f"WHERE guild_id = %s AND {_POSTGRES_CONTAINS} LIMIT %s) "
+        f"WITH hits AS MATERIALIZED (SELECT {HIT_COLUMNS}, sort_key, search_text FROM {_POSTGRES_MATCHES}) "  # noqa: S608
         f"SELECT *, (SELECT count(*) FROM hits) AS matched FROM hits ORDER BY {order} LIMIT %s"
     )
-    params = [guild.id, *_postgres_contains_params(folded), cap + 1, SEP + folded + SEP, SEP + folded, limit]
-    with _postgres_bitmap_scans():
-        found = list(Member.objects.raw(sql, params))
+    params = [
+        *_postgres_matches_params(guild.id, folded, departed=None, cap=cap + 1),
+        SEP + folded + SEP,
+        SEP + folded,
+        limit,
+    ]
+    found = list(Member.objects.raw(sql, params))
     return None if found and found[0].matched > cap else found
 
 
@@ -540,7 +534,7 @@ def _contained(
             if walked is not None:
                 return walked
         # Rare, or the matches cluster late in the display order (a common display name): sort them all.
-        return _postgres_sorted_matches(members, needle, want=want, seen=seen)
+        return _postgres_sorted_matches(guild_id, needle, departed=departed, want=want, seen=seen)
     matched = planning.probe_cap + 1 if over_cap else _sqlite_count_matches(needle, planning.probe_cap)
     if matched == 0:
         return []
