@@ -406,7 +406,7 @@ def _walk_rows(share: float, want: int, planning: TierPlanning) -> int:
 
 
 # Members of a guild containing a text, read from the trigram index with the planner's sequential
-# scans and parallel workers off for that call alone (migration 0017): the planner would choose
+# scans and parallel workers off for that call alone (migrations 0017, 0018): the planner would choose
 # between the trigram bitmap, walking the display order and a sequential scan on a selectivity
 # guess that is often wrong by orders of magnitude (a walk of 400k rows for a rare name, a scan of
 # the table for "| s"). Walks are our decision, made from the statistics and the sample; these
@@ -418,7 +418,7 @@ _POSTGRES_MATCHES = "member_text_matches(%s, %s, %s::text[], %s, %s::bigint[], %
 def _postgres_matches_params(
     guild_id: int, needle: str, *, departed: bool | None, seen: Iterable[int] = (), cap: int | None = None
 ) -> list:
-    return [guild_id, departed, sorted(_pieces(needle)), needle, sorted(seen), cap]
+    return [guild_id, departed, *_postgres_contains_params(needle), sorted(seen), cap]
 
 
 def _postgres_sorted_matches(guild_id: int, needle: str, *, departed: bool, want: int, seen: set[int]) -> list[Member]:

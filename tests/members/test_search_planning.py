@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from guildhub.discord.guilds import member_from_json
 from guildhub.emulator import generator
-from members import services
+from members import selectors, services
 from members.models import Guild, Member
 from members.selectors import TierPlanning, search_cache
 from tests.members.test_search import reference_search
@@ -109,8 +109,6 @@ def test_sqlite_fetches_text_most_matches_of_share_one_display_name_without_walk
 @pytest.fixture
 def walked(monkeypatch) -> list[str]:
     """The texts members.selectors walks the display order for, in order."""
-    from members import selectors
-
     needles = []
     walk = selectors._walk
     monkeypatch.setattr(
@@ -127,8 +125,6 @@ def most_common_name(rows: list[Member]) -> str:
 @pytest.mark.postgres_only
 def test_postgres_walks_the_display_order_for_a_whole_name_many_members_have(big_guild, monkeypatch, walked):
     """Their whole-name tier would otherwise fetch and sort every one of them (10-35 ms at 1M)."""
-    from members import selectors
-
     rows = list(Member.objects.filter(guild=big_guild))
     name = most_common_name(rows)
     monkeypatch.setattr(selectors, "_postgres_name_share", lambda folded: 0.05 if folded == name else 0.0)
@@ -147,8 +143,6 @@ def test_postgres_walks_the_display_order_for_a_whole_name_many_members_have(big
 
 @pytest.mark.postgres_only
 def test_postgres_reads_how_common_whole_names_are_from_analyze(big_guild):
-    from members import selectors
-
     rows = list(Member.objects.filter(guild=big_guild))
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE members_member")
@@ -165,8 +159,6 @@ def test_postgres_reads_how_common_whole_names_are_from_analyze(big_guild):
 @pytest.mark.postgres_only
 def test_postgres_walks_from_a_lower_share_when_the_statistics_give_the_texts_own(big_guild, monkeypatch, walked):
     """One trigram's share is the text's own; a longer text's is only bounded by its pieces'."""
-    from members import selectors
-
     rows = list(Member.objects.filter(guild=big_guild))
     monkeypatch.setattr(selectors, "_postgres_trigram_share", lambda needle: 0.003)
     planning = TierPlanning(probe_cap=10, walk_rows=10**9, walk_share=0.005, walk_share_exact=0.002)
@@ -212,9 +204,9 @@ def test_postgres_search_leaves_the_planner_settings_as_it_found_them(transactio
 
     before = settings()
     assert before[0] == "on"
-    for query in ("the", "zzqx", "ale"):  # fetched from the trigram index in the block under test
+    for query in ("the", "zzqx", "ale"):  # fetched from the trigram index by member_text_matches
         search_cache(guild, query)
-        assert settings() == before, query  # autocommit: the block's own transaction ended them
+        assert settings() == before, query  # autocommit
         with transaction.atomic():
             search_cache(guild, query)
             assert settings() == before, query  # inside someone else's transaction
@@ -223,8 +215,6 @@ def test_postgres_search_leaves_the_planner_settings_as_it_found_them(transactio
 @pytest.fixture
 def sampled(monkeypatch):
     """PostgreSQL plans text of several trigrams from a sample of the guild even in this small table."""
-    from members import selectors
-
     monkeypatch.setattr(selectors, "SAMPLE_MIN_MEMBERS", 0)
     # The sample is sized from the table's row count, which PostgreSQL knows after ANALYZE; the
     # statistics are cached per process, so read them afresh rather than as an earlier test left them.
@@ -248,8 +238,6 @@ def test_every_plan_from_a_sample_ranks_exactly_like_the_reference(big_guild, sa
 
 @pytest.mark.postgres_only
 def test_postgres_counts_text_of_several_trigrams_in_a_sample_of_the_guild(big_guild, sampled):
-    from members import selectors
-
     present = [m for m in Member.objects.filter(guild=big_guild) if m.departed_at is None]
     for needle in ("\x1fthe", "\x1fger", "ragon", "zzqx"):
         share, exact = selectors._postgres_share(big_guild.id, needle)
@@ -266,8 +254,6 @@ def test_postgres_counts_text_of_several_trigrams_in_a_sample_of_the_guild(big_g
 @pytest.mark.postgres_only
 def test_postgres_does_not_walk_for_a_prefix_no_name_starts_with(big_guild, sampled, monkeypatch, walked):
     """ "\x1fger": both of its trigrams are common, so their bound says walk; the sample says none start so."""
-    from members import selectors
-
     rows = list(Member.objects.filter(guild=big_guild))
     assert not any("\x1fger" in m.search_text for m in rows) and sum("ger" in m.search_text for m in rows) > 40
     monkeypatch.setattr(selectors, "_postgres_trigram_share", lambda needle: 0.05)
@@ -286,8 +272,6 @@ def test_postgres_does_not_walk_for_a_prefix_no_name_starts_with(big_guild, samp
 
 @pytest.mark.postgres_only
 def test_postgres_keeps_samples_of_the_most_recently_sampled_guilds_only(big_guild, sampled, monkeypatch):
-    from members import selectors
-
     monkeypatch.setattr(selectors, "SAMPLE_GUILDS", 2)
     other = Guild.objects.create(id=900000000000000009, name="Empty")
     for guild_id in (big_guild.id, 900000000000000002, other.id):
