@@ -30,6 +30,7 @@ from guildhub.discord.guilds import READ_ERRORS, UnreadablePayload, member_from_
 from guildhub.discord.rawevents import install_raw_handler, request_all_members
 from members import services
 from members.database_writers import DatabaseWriters, Turn
+from members.garbage_collection import fewer_collections
 from members.models import Guild, Member
 from members.sync import PROGRESS_FIELDS, Progress, worker_name
 from syncjobs import services as jobs
@@ -207,6 +208,10 @@ class ChunkedMemberSync:
                 await asyncio.gather(written, return_exceptions=True)
 
     async def run(self) -> SyncJob:
+        with fewer_collections():  # a million members are millions of short-lived objects
+            return await self._run()
+
+    async def _run(self) -> SyncJob:
         uninstallers = [
             install_raw_handler(self.client, "GUILD_MEMBERS_CHUNK", self.on_chunk),
             install_raw_handler(self.client, "RATE_LIMITED", self.on_rate_limited),

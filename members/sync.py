@@ -39,6 +39,7 @@ from guildhub.discord.ratelimit import RequestStats, current_stats
 from guildhub.discord.retry import RetryPolicy
 from members import services
 from members.database_writers import DatabaseWriters, EarlierWriteFailed, Turn
+from members.garbage_collection import fewer_collections
 from members.models import Guild
 from syncjobs import services as jobs
 from syncjobs.models import PendingDeparture, SyncJob
@@ -243,6 +244,10 @@ class MemberSync:
             page = await self._fetch_while_writing(self._fetch_page(reader, after=after, limit=limit), write, writes)
 
     async def run(self) -> SyncJob:
+        with fewer_collections():  # a million members are millions of short-lived objects
+            return await self._run()
+
+    async def _run(self) -> SyncJob:
         deadline = self.clock() + self.guild.sync_time_budget.total_seconds()
         stats_token = current_stats.set(self.stats)
         try:
