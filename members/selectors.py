@@ -146,10 +146,11 @@ def _named(members: QuerySet, folded: str) -> QuerySet:
         # pg_trgm reads text as words of letters and digits: it cannot see the separators
         # around a whole name, and a query without letters or digits gives it nothing to look
         # up. A GIN index over the names as an array (migration 0006) answers "is a name" exactly.
-        # chr(31) is SEP; the expression is the index's, word for word, or the planner won't use it.
+        # chr(31) is SEP; the expression and its collation are the index's (0019), word for word,
+        # or the planner won't use it.
         return members.filter(
             RawSQL(
-                'string_to_array("members_member"."search_text", chr(31)) @> ARRAY[%s]::text[]',
+                'string_to_array("members_member"."search_text", chr(31)) COLLATE "C" @> ARRAY[%s]::text[]',
                 [folded],
                 output_field=BooleanField(),
             )
@@ -256,8 +257,8 @@ def _sqlite_fetch_sorted(members: QuerySet, needle: str, *, want: int, seen: set
 
 
 # search_text contains the needle: its three-character pieces from the index of migration 0009
-# (the expression is the index's, word for word, or the planner won't use it), then exactly.
-_POSTGRES_CONTAINS = "member_trigrams(search_text) @> %s::text[] AND strpos(search_text, %s) > 0"
+# (the expression and its collation are the index's, 0019, or the planner won't use it), then exactly.
+_POSTGRES_CONTAINS = 'member_trigrams(search_text) COLLATE "C" @> %s::text[] AND strpos(search_text, %s) > 0'
 
 
 def _pieces(needle: str) -> set[str]:

@@ -279,3 +279,57 @@ def test_postgres_keeps_samples_of_the_most_recently_sampled_guilds_only(big_gui
     assert list(selectors._samples) == [900000000000000002, other.id]
     assert selectors._postgres_sample(other.id) is None  # no members: the bounds plan for it
     assert selectors._postgres_sample(900000000000000002) is not None
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "ab",
+        "abc",
+        "\x1fxmangotigerx1\x1fmango tiger\x1f\x1f",
+        "\x1fa\x1faaaa\x1f",
+        "\x1f李华 🦊\x1fzalgo̴\x1f",
+        "x" * 300,
+    ],
+)
+def test_postgres_member_trigrams_cuts_the_pieces_the_search_asks_for(db, text):
+    """The index's keys (0019: duplicates left for GIN to drop) are exactly selectors._pieces, as a set."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT member_trigrams(%s)", [text])
+        (pieces,) = cursor.fetchone()
+    assert set(pieces) == selectors._pieces(text)
+    assert len(pieces) == max(0, len(text) - 2)
+
+
+@pytest.mark.postgres_only
+def test_postgres_search_reads_go_through_its_c_collated_indexes(big_guild):
+    """Each read names the index's expression and collation (0019), or the planner cannot use the index.
+
+    Counted from this transaction's own index statistics: the fetch function plans inside itself,
+    where EXPLAIN cannot look.
+    """
+
+    def scans() -> dict[str, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT name, pg_stat_get_xact_numscans(name::regclass) "
+                "FROM unnest(ARRAY['member_trigrams_gin', 'member_names_gin']) AS name"
+            )
+            return dict(cursor.fetchall())
+
+    members = Member.objects.filter(guild=big_guild)
+    name = members.filter(departed_at__isnull=True).order_by("user_id").first().username.lower()  # one member
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE members_member")  # the planner must know the guild's rows, not guess 1
+    before = scans()
+    assert list(selectors._containing(members, name[1:]))
+    after_contains = scans()
+    assert list(selectors._named(members, name))
+    after_named = scans()
+    assert selectors._postgres_sorted_matches(big_guild.id, name[1:], departed=False, want=5, seen=set())
+    after_function = scans()
+    assert after_contains["member_trigrams_gin"] > before.get("member_trigrams_gin", 0)
+    assert after_named["member_names_gin"] > after_contains.get("member_names_gin", 0)
+    assert after_function["member_trigrams_gin"] > after_named["member_trigrams_gin"]
