@@ -143,9 +143,10 @@ def _containing(members: QuerySet, needle: str) -> QuerySet:
 def _named(members: QuerySet, folded: str) -> QuerySet:
     """Members one of whose names is exactly `folded`."""
     if connection.vendor == "postgresql" and folded:
-        # pg_trgm reads text as words of letters and digits: it cannot see the separators
-        # around a whole name, and a query without letters or digits gives it nothing to look
-        # up. A GIN index over the names as an array (migration 0006) answers "is a name" exactly.
+        # A GIN index over the names as an array (migration 0006) answers "is a name" with one key.
+        # The trigram index (0009) could too, but a whole name's trigrams may come from any of a
+        # member's names: for "th" it reads every member with a name starting "th" and another
+        # ending so, thousands of rows (2 chars p95 4 -> 13 ms at 1M; bench/RESULTS.md).
         # chr(31) is SEP; the expression and its collation are the index's (0019), word for word,
         # or the planner won't use it.
         return members.filter(
