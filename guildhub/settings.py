@@ -186,6 +186,13 @@ SYNC_LEASE_SECONDS = env.int("SYNC_LEASE_SECONDS", default=120)
 # Connections a member sync writes through at once on PostgreSQL, where the server's
 # index work bounds a big sync and one connection uses one of its cores (SQLite: one).
 MEMBER_SYNC_WRITERS = env.int("MEMBER_SYNC_WRITERS", default=2)
+# PostgreSQL: how much the member search's GIN indexes gather before merging (kB), for
+# writes outside syncs, which every search reads until it is merged, and for a sync's own
+# writes, which merge more at a time (cheaper per member) in the sync's work_mem and merge
+# the rest when the run ends. See members/pending_lists.py.
+MEMBER_SEARCH_PENDING_LIST_KB = env.int("MEMBER_SEARCH_PENDING_LIST_KB", default=1024)
+MEMBER_SYNC_PENDING_LIST_KB = env.int("MEMBER_SYNC_PENDING_LIST_KB", default=8192)
+MEMBER_SYNC_WORK_MEM_KB = env.int("MEMBER_SYNC_WORK_MEM_KB", default=65536)
 
 # /healthz. The bot is "not running" when it never reported or a shard's heartbeat
 # is older than HEALTH_BOT_MAX_AGE seconds; the worker cluster when its schedules

@@ -3,7 +3,8 @@
 Both sync engines keep their queries off the event loop and in order on one
 connection: a page or batch is written while the loop receives the next. The
 connection is the sync's own, set up for bulk writes (services.prepare_sync_connection)
-before its first query, and closed with the thread when the run ends.
+before its first query; when the run ends it merges the search index entries its writes
+left pending (pending_lists) and closes with the thread.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from django.db import connections
+from django.db import connection, connections
 
-from members import services
+from members import pending_lists, services
 
 T = TypeVar("T")
 
@@ -34,11 +35,16 @@ class DatabaseThread:
         return asyncio.wrap_future(self.submit(fn, *args))
 
     async def close(self) -> None:
-        """Close the thread's connection and let the thread end, after whatever was queued before."""
+        """Merge what the run left pending in the search indexes, close the connection, end the thread."""
         try:
-            await asyncio.wrap_future(self._executor.submit(connections.close_all))
+            await asyncio.wrap_future(self._executor.submit(self._finish))
         finally:
             self._executor.shutdown(wait=True)
+
+    def _finish(self) -> None:
+        if self._prepared:
+            pending_lists.merge_pending_entries(connection)
+        connections.close_all()
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
         if not self._prepared:

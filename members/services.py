@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from guildhub.discord.guilds import GuildInfo, MemberData, RoleData, member_digest, member_from_json
+from members import pending_lists
 from members.models import Guild, Member, Role
 from members.search_text import search_fields
 
@@ -209,7 +210,9 @@ def prepare_sync_connection() -> None:
     SQLite: no memory map. settings.py maps the file for the search's scattered reads; a
     sync's writes gain nothing from it (38-40 CPU s for a million members either way), and
     every page the map touched would count as the sync's own memory (1M members: 700 MB).
+    PostgreSQL: the search indexes gather more before merging (pending_lists.prepare_bulk_writes).
     """
+    pending_lists.prepare_bulk_writes(connection)
     if connection.vendor == "sqlite":
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA mmap_size = 0")
