@@ -71,8 +71,10 @@ class PostgresCluster:
     user: str = SUPERUSER
 
     @classmethod
-    def start(cls, bindir: Path | None = None, *, timeout: float = 60.0) -> PostgresCluster:
-        """initdb a new cluster under /tmp and start it on a free loopback port."""
+    def start(
+        cls, bindir: Path | None = None, *, timeout: float = 60.0, settings: dict[str, str] | None = None
+    ) -> PostgresCluster:
+        """initdb a new cluster under /tmp and start it on a free loopback port, with `settings` on top of ours."""
         bindir = bindir or find_bindir()
         if bindir is None:
             raise ClusterError(
@@ -94,7 +96,7 @@ class PostgresCluster:
             # bind; a few attempts make that race harmless.
             for _attempt in range(5):
                 port = _free_port()
-                process = _spawn_server(bindir, root, sockets, port, run_as)
+                process = _spawn_server(bindir, root, sockets, port, run_as, settings or {})
                 cluster = cls(bindir=bindir, root=root, port=port, process=process)
                 if cluster._wait_until_ready(timeout):
                     return cluster
@@ -189,7 +191,7 @@ def _initdb(bindir: Path, root: Path, run_as: pwd.struct_passwd | None) -> None:
 
 
 def _spawn_server(
-    bindir: Path, root: Path, sockets: Path, port: int, run_as: pwd.struct_passwd | None
+    bindir: Path, root: Path, sockets: Path, port: int, run_as: pwd.struct_passwd | None, settings: dict[str, str]
 ) -> subprocess.Popen[bytes]:
     # If the test run is killed before its teardown (SIGKILL, `timeout`), the kernel
     # sends the server SIGINT (fast shutdown) instead of leaving it running.
@@ -214,6 +216,7 @@ def _spawn_server(
         HOST,
         "-p",
         str(port),
+        *(argument for name, value in settings.items() for argument in ("-c", f"{name}={value}")),
     ]
     with open(root / "postgres.log", "ab") as log:
         return subprocess.Popen(
