@@ -4,7 +4,7 @@ Both sync engines keep their queries off the event loop and in order on one
 connection: a page or batch is written while the loop receives the next. The
 connection is the sync's own, set up for bulk writes (services.prepare_sync_connection)
 before its first query; when the run ends it merges the search index entries its writes
-left pending (pending_lists) and closes with the thread.
+left pending (services.finish_sync_connection) and closes with the thread.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from django.db import connection, connections
+from django.db import connections
 
-from members import pending_lists, services
+from members import services
 
 T = TypeVar("T")
 
@@ -43,7 +43,7 @@ class DatabaseThread:
 
     def _finish(self) -> None:
         if self._prepared:
-            pending_lists.merge_pending_entries(connection)
+            services.finish_sync_connection()
         connections.close_all()
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:

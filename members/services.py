@@ -218,6 +218,11 @@ def prepare_sync_connection() -> None:
             cursor.execute("PRAGMA mmap_size = 0")
 
 
+def finish_sync_connection() -> None:
+    """Before a sync's own connection closes: merge the search index entries its writes left pending."""
+    pending_lists.merge_pending_entries(connection)
+
+
 def stored_fingerprints(guild_id: int, user_ids: Sequence[int]) -> dict[int, tuple[int | None, bool]]:
     """{user id: (fingerprint, present)} for those of `user_ids` the cache holds."""
     table = connection.ops.quote_name(Member._meta.db_table)
