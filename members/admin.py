@@ -145,18 +145,18 @@ class MemberAdmin(ReadOnlyAdmin):
         # Display names from the picker's (guild, sort_key, user_id) index; any name's start
         # (username, global name, nickname) from the text index; both folded like the picker's.
         folded = fold(term)
+        guild_ids = list(Guild.objects.values_list("id", flat=True))
         matches = Q()
         queryset = queryset.alias(display_key=display_key())
         if folded:
             # A range of the picker's index, exact in code point order; startswith restates it.
             matches = with_a_display_name_starting(folded) & Q(display_key__startswith=folded)
         if len(folded) >= 2:
-            matches |= Q(pk__in=with_a_name_starting(Member.objects.all(), term).values("pk"))
+            matches |= Q(pk__in=with_a_name_starting(Member.objects.all(), term, guild_ids).values("pk"))
         if is_bigint(term):
             matches |= Q(user_id=int(term))
         if not matches:  # nothing left to match by (only accents, say): nobody, not everybody
             return queryset.none(), False
-        guild_ids = list(Guild.objects.values_list("id", flat=True))
         return queryset.filter(matches, guild_id__in=guild_ids), False
 
 

@@ -4,7 +4,7 @@ Ranking: present members whose name is the query, then whose name starts with
 it, then that contain it; departed members after them. Matching is on the
 folded username, global name and nickname (members.search_text), plus an exact
 user id or `<@id>` mention. Indexes: a GIN index over every three-character piece
-of the folded text on PostgreSQL (migration 0009) and SQLite's FTS5 trigram table,
+of the folded text, keyed by guild, on PostgreSQL (migrations 0009, 0021) and SQLite's FTS5 trigram table,
 both rechecked as exact substrings, so both databases return the same members in
 the same order. Queries of one or two characters are too short for trigrams: they
 match whole names and display-name prefixes (a btree range).
@@ -21,7 +21,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.db import connection
@@ -126,8 +126,12 @@ def _ordered(members: QuerySet) -> QuerySet:
     return members.order_by(display_key(), "user_id")
 
 
-def _containing(members: QuerySet, needle: str) -> QuerySet:
-    """Members whose search_text contains `needle` exactly, the candidates from the text index."""
+def _containing(members: QuerySet, needle: str, guild_ids: Sequence[int]) -> QuerySet:
+    """Members of `members` whose search_text contains `needle` exactly, the candidates from the text index.
+
+    `guild_ids`: the guilds `members` may hold. PostgreSQL's index keys each trigram by guild
+    (0021), so it looks the text up once per guild; SQLite's FTS5 index holds every guild's.
+    """
     if connection.vendor == "sqlite":
         in_index = RawSQL(
             "SELECT rowid FROM members_member_fts WHERE members_member_fts MATCH %s", [_fts_phrase(needle)]
@@ -136,7 +140,11 @@ def _containing(members: QuerySet, needle: str) -> QuerySet:
         # test PostgreSQL and the walk make.
         exact = RawSQL('instr("members_member"."search_text", %s) > 0', [needle], output_field=BooleanField())
         return members.filter(id__in=in_index).filter(exact)
-    contains = RawSQL(_POSTGRES_CONTAINS, _postgres_contains_params(needle), BooleanField())  # noqa: S611 (parameters)
+    if not guild_ids:
+        return members.none()
+    keys = " OR ".join([_POSTGRES_GUILD_KEYS] * len(guild_ids))
+    params = [param for guild_id in guild_ids for param in (guild_id, _guild_pieces(guild_id, needle))]
+    contains = RawSQL(f"({keys}) AND strpos(search_text, %s) > 0", [*params, needle], BooleanField())  # noqa: S611
     return members.filter(contains)
 
 
@@ -156,7 +164,7 @@ def _named(members: QuerySet, folded: str) -> QuerySet:
                 output_field=BooleanField(),
             )
         )
-    return _containing(members, SEP + folded + SEP)
+    return _containing(members, SEP + folded + SEP, ())  # SQLite's index holds every guild
 
 
 def _display_prefix(members: QuerySet, prefix: str) -> QuerySet:
@@ -257,33 +265,42 @@ def _sqlite_count_matches(needle: str, cap: int) -> int:
 
 def _sqlite_fetch_sorted(members: QuerySet, needle: str, *, want: int, seen: set[int]) -> list[Member]:
     """Every member of `members` containing `needle`, from the FTS5 index, sorted; the first `want`."""
-    matching = _containing(members, needle).exclude(user_id__in=seen)
+    matching = _containing(members, needle, ()).exclude(user_id__in=seen)  # FTS5 holds every guild
     return list(_ordered(matching).only(*HIT_FIELDS)[:want])
 
 
-# search_text contains the needle: its three-character pieces from the index of migration 0009
-# (the expression and its collation are the index's, 0019, or the planner won't use it), then exactly.
-_POSTGRES_CONTAINS = 'member_trigrams(search_text) COLLATE "C" @> %s::text[] AND strpos(search_text, %s) > 0'
+# A member of the guild whose search_text holds the needle's three-character pieces, from the
+# index of migration 0021 (the expression and its collation are the index's, or the planner won't
+# use it); the caller tests the needle itself. Parameters: the guild, its keys of the pieces.
+_POSTGRES_GUILD_KEYS = '(guild_id = %s AND member_guild_trigrams(guild_id, search_text) COLLATE "C" @> %s::text[])'
+GUILD_KEY_MODULUS = 65521  # migration 0021's, a prime
 
 
 def _pieces(needle: str) -> set[str]:
-    """The three-character pieces of `needle`, as member_trigrams (migration 0009) cuts the names."""
+    """The three-character pieces of `needle`, as member_guild_trigrams (migration 0021) cuts the names."""
     return {needle[i : i + 3] for i in range(len(needle) - 2)}
 
 
-def _postgres_contains_params(needle: str) -> list:
-    return [sorted(_pieces(needle)), needle]
+def guild_key(guild_id: int) -> str:
+    """The four hex digits member_guild_trigrams (migration 0021) puts in front of each of the guild's trigrams."""
+    return format(guild_id % GUILD_KEY_MODULUS, "04x")
 
 
-def with_a_name_starting(members: QuerySet, text: str) -> QuerySet:
-    """Members one of whose names starts with `text` (folded; two characters or more), from the text index.
+def _guild_pieces(guild_id: int, needle: str) -> list[str]:
+    """The trigram index's keys for `needle`'s pieces in the guild's members."""
+    key = guild_key(guild_id)
+    return sorted(key + piece for piece in _pieces(needle))
+
+
+def with_a_name_starting(members: QuerySet, text: str, guild_ids: Sequence[int]) -> QuerySet:
+    """Members of `guild_ids` one of whose names starts with `text` (folded; two characters or more).
 
     For lists across guilds, such as the admin's: no ranking, just the filter.
     """
     needle = SEP + fold(text)
     if len(needle) < 3:
         raise ValueError("a name prefix needs two characters or more")
-    return _containing(members, needle)
+    return _containing(members.filter(guild_id__in=guild_ids), needle, guild_ids)
 
 
 _trigram_stats: dict = {"read_at": -math.inf}
@@ -291,8 +308,8 @@ TRIGRAM_STATS_SECONDS = 300.0
 
 
 def _postgres_stats() -> dict:
-    """What ANALYZE last saw: the share of members holding each common trigram and each common whole
-    name, and how many members there are.
+    """What ANALYZE last saw: the share of the table's members holding each common guild-keyed trigram
+    and each common whole name, each big guild's share of the table, and how many members there are.
 
     Read at most every TRIGRAM_STATS_SECONDS: the planning needs orders of magnitude, not counts.
     """
@@ -304,25 +321,52 @@ def _postgres_stats() -> dict:
                 "WHERE tablename IN ('member_trigrams_gin', 'member_names_gin') AND most_common_elems IS NOT NULL"
             )
             elements = {table: dict(zip(elems, freqs, strict=False)) for table, elems, freqs in cursor.fetchall()}
+            cursor.execute(
+                "SELECT most_common_vals::text::bigint[], most_common_freqs FROM pg_stats "
+                "WHERE tablename = 'members_member' AND attname = 'guild_id' AND most_common_vals IS NOT NULL"
+            )
+            guild_parts = {
+                guild: part for guilds, parts in cursor.fetchall() for guild, part in zip(guilds, parts, strict=True)
+            }
             cursor.execute("SELECT greatest(reltuples, 0) FROM pg_class WHERE relname = 'members_member'")
             (members,) = cursor.fetchone()
         _trigram_stats.update(
             read_at=time.monotonic(),
             shares=elements.get("member_trigrams_gin", {}),
             name_shares=elements.get("member_names_gin", {}),
+            guild_parts=guild_parts,
             members=members,
         )
     return _trigram_stats
 
 
-def _postgres_trigram_share(needle: str) -> float:
-    """At most what share of members contain `needle`, as far as ANALYZE's statistics of the trigram index know.
+def _postgres_guild_members(guild_id: int) -> float:
+    """About how many members of the guild the table holds: ANALYZE's share of the table for a big
+    guild, Discord's count for a guild too small to be among the most common, else the table's."""
+    stats = _postgres_stats()
+    part = stats["guild_parts"].get(guild_id)
+    if part is not None:
+        return part * stats["members"]
+    counted = Guild.objects.filter(pk=guild_id).values_list("approximate_member_count", flat=True).first()
+    return float(min(counted, stats["members"])) if counted else stats["members"]
 
-    Each trigram's share bounds the needle's; a trigram missing from the most common ones is
-    rarer than all of them (0.6 % of members in the 1M benchmark). 0 without statistics.
+
+def _postgres_trigram_share(guild_id: int, needle: str) -> float:
+    """At most what share of the guild's members contain `needle`, as far as ANALYZE's statistics of the
+    trigram index know.
+
+    Each trigram's share bounds the needle's. The statistics count the guild's keys among the
+    whole table's members (0021), hence the division by the guild's part of the table. A key
+    missing from the most common ones is rarer than all of them (0.6 % of members in the 1M
+    benchmark; more with several big guilds, which share the list). 0 without statistics.
     """
-    shares = _postgres_stats()["shares"]
-    return min((shares.get(piece, 0.0) for piece in _pieces(needle)), default=0.0)
+    stats = _postgres_stats()
+    part = stats["guild_parts"].get(guild_id)
+    if not part:  # a guild too small to be counted: nor are its trigrams
+        return 0.0
+    shares = stats["shares"]
+    held = min((shares.get(key, 0.0) for key in _guild_pieces(guild_id, needle)), default=0.0)
+    return min(1.0, held / part)
 
 
 def _postgres_name_share(folded: str) -> float:
@@ -358,8 +402,7 @@ def _postgres_sample(guild_id: int) -> tuple[str, int] | None:
         if members >= max(SAMPLE_MIN_MEMBERS, 1):
             # SYSTEM reads whole pages picked at random, of every guild: enough of them for about
             # SAMPLE_ROWS of this guild's members (by Discord's count), reading at most ten times that.
-            guild_members = Guild.objects.filter(pk=guild_id).values_list("approximate_member_count", flat=True).first()
-            part = min(1.0, (guild_members or members) / members)  # the guild's part of the table
+            part = min(1.0, _postgres_guild_members(guild_id) / members)  # the guild's part of the table
             percent = 100.0 * min(1.0, SAMPLE_ROWS / (members * part), 10 * SAMPLE_ROWS / members)
             with connection.cursor() as cursor:
                 cursor.execute(
@@ -382,15 +425,19 @@ def _postgres_sample(guild_id: int) -> tuple[str, int] | None:
 def _postgres_share(guild_id: int, needle: str) -> tuple[float, bool]:
     """(share of members containing `needle`, whether that is the text's own share or only a bound).
 
-    One trigram: the statistics' share. Several: the sample's count, or the bound from the pieces.
-    The sample counts occurrences, not members: one holding the text twice counts twice, an
-    overestimate by a few percent that the planning can live with, at a tenth of the cost.
+    One trigram: the statistics' share, or the sample's count when the statistics do not list
+    it (several big guilds share their list of most common keys). Several: the sample's count,
+    or the bound from the pieces. The sample counts occurrences, not members: one holding the
+    text twice counts twice, an overestimate by a few percent that the planning can live with,
+    at a tenth of the cost.
     """
-    if len(_pieces(needle)) == 1:
-        return _postgres_trigram_share(needle), True
+    share = _postgres_trigram_share(guild_id, needle)
+    one_trigram = len(_pieces(needle)) == 1
+    if one_trigram and share:
+        return share, True
     sample = _postgres_sample(guild_id)
     if sample is None:
-        return _postgres_trigram_share(needle), False
+        return share, one_trigram
     joined, count = sample
     return joined.count(needle) / count, True
 
@@ -401,12 +448,12 @@ def _walks(share: float, planning: TierPlanning, *, exact: bool) -> bool:
     return share >= threshold
 
 
-def _walk_rows(share: float, want: int, planning: TierPlanning) -> int:
-    """How far a walk for text held by `share` of members goes before fetching and sorting is cheaper."""
+def _walk_rows(guild_id: int, share: float, want: int, planning: TierPlanning) -> int:
+    """How far a walk for text held by `share` of the guild's members goes before fetching and sorting is cheaper."""
     rows = planning.walk_rows
     if share:
         # About want / share members in if the matches spread out; further if fetching them costs more.
-        fetching = planning.walk_per_match * share * _postgres_stats()["members"]
+        fetching = planning.walk_per_match * share * _postgres_guild_members(guild_id)
         rows = min(rows, math.ceil(max(3 * want / share, fetching)))
     return rows
 
@@ -424,7 +471,7 @@ _POSTGRES_MATCHES = "member_text_matches(%s, %s, %s::text[], %s, %s::bigint[], %
 def _postgres_matches_params(
     guild_id: int, needle: str, *, departed: bool | None, seen: Iterable[int] = (), cap: int | None = None
 ) -> list:
-    return [guild_id, departed, *_postgres_contains_params(needle), sorted(seen), cap]
+    return [guild_id, departed, _guild_pieces(guild_id, needle), needle, sorted(seen), cap]
 
 
 def _postgres_sorted_matches(guild_id: int, needle: str, *, departed: bool, want: int, seen: set[int]) -> list[Member]:
@@ -536,7 +583,7 @@ def _contained(
     if connection.vendor == "postgresql":
         share, exact = _postgres_share(guild_id, needle)
         if not departed and _walks(share, planning, exact=exact):
-            walked = _walk(guild_id, needle, want=want, seen=seen, rows=_walk_rows(share, want, planning))
+            walked = _walk(guild_id, needle, want=want, seen=seen, rows=_walk_rows(guild_id, share, want, planning))
             if walked is not None:
                 return walked
         # Rare, or the matches cluster late in the display order (a common display name): sort them all.
@@ -565,7 +612,7 @@ def _walk_common_name(
     if not folded or not _walks(share, planning, exact=True):
         return None
     needle = SEP + folded + SEP
-    return _walk(guild_id, needle, want=want, seen=seen, rows=_walk_rows(share, want, planning))
+    return _walk(guild_id, needle, want=want, seen=seen, rows=_walk_rows(guild_id, share, want, planning))
 
 
 def _sqlite_one_name_dominates(needle: str, sample: int = 64) -> bool:

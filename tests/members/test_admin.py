@@ -63,6 +63,22 @@ def test_member_search_by_username_prefix_finds_the_members_it_starts(admin_clie
     assert shown_user_ids(response) == {SNOWFLAKE_BASE + n for n in range(1230, 1240)}
 
 
+def test_member_search_by_username_prefix_finds_the_members_of_every_guild(admin_client, big_guild):
+    """PostgreSQL's text index keys trigrams by guild (migration 0021): the admin looks in each guild."""
+    other = make_guild(name="Other Guild")
+    make_members(other, 20, start=1225)
+    empty = make_guild(name="No Members")
+
+    response = admin_client.get(MEMBERS, {"q": "member0123"})
+
+    assert {(m.guild_id, m.user_id) for m in response.context["cl"].result_list} == {
+        (guild.id, SNOWFLAKE_BASE + n) for guild in (big_guild, other) for n in range(1230, 1240)
+    }
+    filtered = admin_client.get(MEMBERS, {"q": "member0123", "guild__id__exact": str(other.id)})
+    assert shown_user_ids(filtered) == {SNOWFLAKE_BASE + n for n in range(1230, 1240)}
+    assert shown_user_ids(admin_client.get(MEMBERS, {"q": "member0123", "guild__id__exact": str(empty.id)})) == set()
+
+
 def test_member_search_by_display_name_prefix_ignores_the_case_of_the_first_letter(admin_client, big_guild):
     response = admin_client.get(MEMBERS, {"q": "member 199"})
 
