@@ -361,11 +361,13 @@ def _postgres_trigram_share(guild_id: int, needle: str) -> float:
     benchmark; more with several big guilds, which share the list). 0 without statistics.
     """
     stats = _postgres_stats()
-    part = stats["guild_parts"].get(guild_id)
-    if not part:  # a guild too small to be counted: nor are its trigrams
-        return 0.0
     shares = stats["shares"]
     held = min((shares.get(key, 0.0) for key in _guild_pieces(guild_id, needle)), default=0.0)
+    if not held or not stats["members"]:
+        return 0.0
+    # guild_id's most common values list up to 100 guilds (its statistics target) and the keys up to
+    # 5000 keys of any guilds: a guild past the 100th may still have keys listed.
+    part = stats["guild_parts"].get(guild_id) or _postgres_guild_members(guild_id) / stats["members"]
     return min(1.0, held / part)
 
 

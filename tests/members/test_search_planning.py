@@ -183,6 +183,14 @@ def test_postgres_reads_a_guilds_own_trigram_shares_from_analyze(big_guild):
         assert selectors._postgres_trigram_share(small.id, "qqq") == pytest.approx(1.0)
         assert selectors._postgres_trigram_share(big_guild.id, "qqq") == 0.0
         assert selectors._postgres_trigram_share(900000000000000009, "the") == 0.0  # a guild with no members
+        # Past the 100 guilds guild_id's statistics list, its keys may still be listed: Discord's count
+        # gives its part of the table, and without one the table's share is the bound.
+        selectors._postgres_stats()["guild_parts"].pop(small.id)
+        Guild.objects.filter(pk=small.pk).update(approximate_member_count=MEMBERS // 3)
+        assert selectors._postgres_trigram_share(small.id, "qqq") == pytest.approx(1.0, rel=0.1)
+        Guild.objects.filter(pk=small.pk).update(approximate_member_count=None)
+        table_share = selectors._postgres_stats()["shares"][selectors.guild_key(small.id) + "qqq"]
+        assert selectors._postgres_trigram_share(small.id, "qqq") == pytest.approx(table_share)
     finally:
         selectors._trigram_stats["read_at"] = float("-inf")
 
