@@ -4,7 +4,8 @@ Ranking: present members whose name is the query, then whose name starts with
 it, then that contain it; departed members after them. Matching is on the
 folded username, global name and nickname (members.search_text), plus an exact
 user id or `<@id>` mention. Indexes: a GIN index over every three-character piece
-of the folded text, keyed by guild, on PostgreSQL (migrations 0009, 0021) and SQLite's FTS5 trigram table,
+of the folded text, keyed by guild, on PostgreSQL (migrations 0009, 0021) and SQLite's FTS5 trigram
+table with a rowid range per guild (0003, 0022),
 both rechecked as exact substrings, so both databases return the same members in
 the same order. Queries of one or two characters are too short for trigrams: they
 match whole names and display-name prefixes (a btree range).
@@ -129,27 +130,27 @@ def _ordered(members: QuerySet) -> QuerySet:
 def _containing(members: QuerySet, needle: str, guild_ids: Sequence[int]) -> QuerySet:
     """Members of `members` whose search_text contains `needle` exactly, the candidates from the text index.
 
-    `guild_ids`: the guilds `members` may hold. PostgreSQL's index keys each trigram by guild
-    (0021), so it looks the text up once per guild; SQLite's FTS5 index holds every guild's.
+    `guild_ids`: the guilds `members` may hold. Both indexes keep each guild's entries apart
+    (PostgreSQL's keys, 0021; SQLite's rowid ranges, 0022), so the text is looked up once per guild.
     """
+    if not guild_ids:
+        return members.none()
     if connection.vendor == "sqlite":
-        in_index = RawSQL(
-            "SELECT rowid FROM members_member_fts WHERE members_member_fts MATCH %s", [_fts_phrase(needle)]
-        )
+        reads = [_fts_ids(guild_id, needle) for guild_id in guild_ids]
+        union = " UNION ALL ".join(sql for sql, _ in reads)
+        in_index = RawSQL(union, [param for _, params in reads for param in params])  # noqa: S611 (_fts_ids' SQL)
         # The FTS5 index also folds case by itself; instr keeps the match the exact substring
         # test PostgreSQL and the walk make.
         exact = RawSQL('instr("members_member"."search_text", %s) > 0', [needle], output_field=BooleanField())
         return members.filter(id__in=in_index).filter(exact)
-    if not guild_ids:
-        return members.none()
     keys = " OR ".join([_POSTGRES_GUILD_KEYS] * len(guild_ids))
     params = [param for guild_id in guild_ids for param in (guild_id, _guild_pieces(guild_id, needle))]
     contains = RawSQL(f"({keys}) AND strpos(search_text, %s) > 0", [*params, needle], BooleanField())  # noqa: S611
     return members.filter(contains)
 
 
-def _named(members: QuerySet, folded: str) -> QuerySet:
-    """Members one of whose names is exactly `folded`."""
+def _named(members: QuerySet, folded: str, guild_id: int) -> QuerySet:
+    """Members of the guild (`members` holds no other) one of whose names is exactly `folded`."""
     if connection.vendor == "postgresql" and folded:
         # A GIN index over the names as an array (migration 0006) answers "is a name" with one key.
         # The trigram index (0009) could too, but a whole name's trigrams may come from any of a
@@ -164,7 +165,7 @@ def _named(members: QuerySet, folded: str) -> QuerySet:
                 output_field=BooleanField(),
             )
         )
-    return _containing(members, SEP + folded + SEP, ())  # SQLite's index holds every guild
+    return _containing(members, SEP + folded + SEP, [guild_id])
 
 
 def _display_prefix(members: QuerySet, prefix: str) -> QuerySet:
@@ -253,19 +254,40 @@ def _fts_phrase(needle: str) -> str:
     return '"' + needle.replace('"', '""') + '"'
 
 
-def _sqlite_count_matches(needle: str, cap: int) -> int:
-    """Members of any guild whose search_text the FTS5 index says contains `needle`, counted up to cap + 1."""
+# SQLite's FTS5 rowids (migration 0022): a guild's members in a range of their own, (the guild
+# id's low bits) * 2^40 + the member's id, which FTS5 seeks in each term's doclist.
+FTS_GUILD_BITS = 22
+FTS_ID_BITS = 40
+
+
+def fts_rowid_range(guild_id: int) -> tuple[int, int]:
+    """The guild's FTS5 rowids, first and last (migration 0022); a member's is the first plus its id."""
+    first = (guild_id & ((1 << FTS_GUILD_BITS) - 1)) << FTS_ID_BITS
+    return first, first + (1 << FTS_ID_BITS) - 1
+
+
+def _fts_ids(guild_id: int, needle: str, limit: int | None = None) -> tuple[str, list]:
+    """SQL for the ids of the guild's members the FTS5 index says contain `needle` (at most `limit`), and its
+    parameters. A guild sharing the range (the same low bits) adds its own: callers test the guild."""
+    first, last = fts_rowid_range(guild_id)
+    sql = "SELECT rowid - %s FROM members_member_fts WHERE members_member_fts MATCH %s AND rowid BETWEEN %s AND %s"
+    params: list = [first, _fts_phrase(needle), first, last]
+    if limit is not None:
+        sql, params = sql + " LIMIT %s", [*params, limit]
+    return sql, params
+
+
+def _sqlite_count_matches(guild_id: int, needle: str, cap: int) -> int:
+    """The guild's members whose search_text the FTS5 index says contains `needle`, counted up to cap + 1."""
+    sql, params = _fts_ids(guild_id, needle, cap + 1)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM members_member_fts WHERE members_member_fts MATCH %s LIMIT %s)",
-            [_fts_phrase(needle), cap + 1],
-        )
+        cursor.execute(f"SELECT count(*) FROM ({sql})", params)  # noqa: S608 (_fts_ids' own SQL)
         return cursor.fetchone()[0]
 
 
-def _sqlite_fetch_sorted(members: QuerySet, needle: str, *, want: int, seen: set[int]) -> list[Member]:
-    """Every member of `members` containing `needle`, from the FTS5 index, sorted; the first `want`."""
-    matching = _containing(members, needle, ()).exclude(user_id__in=seen)  # FTS5 holds every guild
+def _sqlite_fetch_sorted(members: QuerySet, guild_id: int, needle: str, *, want: int, seen: set[int]) -> list[Member]:
+    """Every member of `members` (the guild's) containing `needle`, from the FTS5 index, sorted; the first `want`."""
+    matching = _containing(members, needle, [guild_id]).exclude(user_id__in=seen)
     return list(_ordered(matching).only(*HIT_FIELDS)[:want])
 
 
@@ -496,10 +518,7 @@ def _few_matches(guild: Guild, folded: str, *, limit: int, cap: int) -> list[Mem
     """
     if connection.vendor == "sqlite":
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT rowid FROM members_member_fts WHERE members_member_fts MATCH %s LIMIT %s",
-                [_fts_phrase(folded), cap + 1],
-            )
+            cursor.execute(*_fts_ids(guild.id, folded, cap + 1))
             ids = [row[0] for row in cursor.fetchall()]
         if len(ids) > cap:
             return None
@@ -590,14 +609,14 @@ def _contained(
                 return walked
         # Rare, or the matches cluster late in the display order (a common display name): sort them all.
         return _postgres_sorted_matches(guild_id, needle, departed=departed, want=want, seen=seen)
-    matched = planning.probe_cap + 1 if over_cap else _sqlite_count_matches(needle, planning.probe_cap)
+    matched = planning.probe_cap + 1 if over_cap else _sqlite_count_matches(guild_id, needle, planning.probe_cap)
     if matched == 0:
         return []
-    if matched > planning.probe_cap and not departed and not _sqlite_one_name_dominates(needle):
+    if matched > planning.probe_cap and not departed and not _sqlite_one_name_dominates(guild_id, needle):
         walked = _walk(guild_id, needle, want=want, seen=seen, rows=planning.walk_rows)
         if walked is not None:
             return walked
-    return _sqlite_fetch_sorted(members, needle, want=want, seen=seen)
+    return _sqlite_fetch_sorted(members, guild_id, needle, want=want, seen=seen)
 
 
 def _walk_common_name(
@@ -617,18 +636,16 @@ def _walk_common_name(
     return _walk(guild_id, needle, want=want, seen=seen, rows=_walk_rows(guild_id, share, want, planning))
 
 
-def _sqlite_one_name_dominates(needle: str, sample: int = 64) -> bool:
-    """Whether most members containing `needle` share one display name, judged from the first `sample`.
+def _sqlite_one_name_dominates(guild_id: int, needle: str, sample: int = 64) -> bool:
+    """Whether most of the guild's members containing `needle` share one display name, judged from the
+    first `sample`.
 
     Then they sit together at that name's place in the display order, and a walk from the
     start finds them only if the name sorts early: fetching and sorting them is surer.
     """
+    sql, params = _fts_ids(guild_id, needle, sample)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT sort_key FROM members_member WHERE id IN "
-            "(SELECT rowid FROM members_member_fts WHERE members_member_fts MATCH %s LIMIT %s)",
-            [_fts_phrase(needle), sample],
-        )
+        cursor.execute(f"SELECT sort_key FROM members_member WHERE id IN ({sql})", params)  # noqa: S608 (_fts_ids')
         keys = [key for (key,) in cursor.fetchall()]
     return bool(keys) and max(keys.count(key) for key in set(keys)) * 4 >= len(keys) * 3
 
@@ -658,7 +675,10 @@ def _collect(guild: Guild, folded: str, limit: int, *, departed: bool, planning:
             if tier.kind == "name" and not departed and connection.vendor == "postgresql":
                 found = _walk_common_name(guild.id, tier.text, want=want, seen=seen, planning=planning)
             if found is None:
-                matching = _named(members, tier.text) if tier.kind == "name" else _display_prefix(members, tier.text)
+                if tier.kind == "name":
+                    matching = _named(members, tier.text, guild.id)
+                else:
+                    matching = _display_prefix(members, tier.text)
                 found = list(_ordered(matching.exclude(user_id__in=seen)).only(*HIT_FIELDS)[:want])
         for member in found:
             seen.add(member.user_id)

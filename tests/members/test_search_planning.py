@@ -438,7 +438,7 @@ def test_postgres_search_reads_go_through_its_c_collated_indexes(big_guild):
     before = scans()
     assert list(selectors._containing(members, name[1:], [big_guild.id]))
     after_contains = scans()
-    assert list(selectors._named(members, name))
+    assert list(selectors._named(members, name, big_guild.id))
     after_named = scans()
     assert selectors._postgres_sorted_matches(big_guild.id, name[1:], departed=False, want=5, seen=set())
     after_function = scans()
