@@ -267,3 +267,22 @@ def test_role_list_shows_roles_and_filters_by_guild(admin_client, big_guild):
     assert {r.name for r in everything.context["cl"].result_list} == {"Moderator", "Helper"}
     assert {r.name for r in in_big.context["cl"].result_list} == {"Moderator"}
     assert admin_client.get("/admin/members/role/add/").status_code == 403
+
+
+def test_the_start_of_a_name_across_hundreds_of_guilds(big_guild):
+    """The admin's search names every guild: PostgreSQL looks the text up in each guild's keys, SQLite
+    reads every range at once past FTS_GUILD_READS (it allows 500 terms in a UNION ALL)."""
+    from members import selectors
+
+    guild = big_guild
+    other = make_guild(name="Other Guild")
+    make_members(other, 20, start=1225)
+    member = Member.objects.get(guild=guild, user_id=SNOWFLAKE_BASE + 1230)
+    name = "member0123"
+    guild_ids = [*range(1, 700), guild.id]
+    found = selectors.with_a_name_starting(Member.objects.all(), name, guild_ids)
+    expected = Member.objects.filter(guild=guild, search_text__contains="\x1f" + name)
+    assert set(found.values_list("id", flat=True)) == set(expected.values_list("id", flat=True)) and member in found
+    assert not found.filter(guild=other).exists()
+    few = selectors.with_a_name_starting(Member.objects.all(), name, [guild.id, other.id])
+    assert few.filter(guild=other).exists() and few.filter(guild=guild).count() == expected.count()
