@@ -136,17 +136,12 @@ def _containing(members: QuerySet, needle: str, guild_ids: Sequence[int]) -> Que
     if not guild_ids:
         return members.none()
     if connection.vendor == "sqlite":
-        if len(guild_ids) > FTS_GUILD_READS:
-            # SQLite allows 500 terms in a compound SELECT: this many guilds are read in one go, all
-            # ranges at once, and `members` keeps those asked for.
-            in_index = RawSQL(
-                "SELECT rowid & %s FROM members_member_fts WHERE members_member_fts MATCH %s",
-                [(1 << FTS_ID_BITS) - 1, _fts_phrase(needle)],
-            )
-        else:
-            reads = [_fts_ids(guild_id, needle) for guild_id in guild_ids]
-            union = " UNION ALL ".join(sql for sql, _ in reads)
-            in_index = RawSQL(union, [param for _, params in reads for param in params])  # noqa: S611 (_fts_ids')
+        # SQLite allows 500 terms in a compound SELECT: past FTS_GUILD_READS guilds, every range is
+        # read in one go, and `members` keeps the guilds asked for.
+        ranges = guild_ids if len(guild_ids) <= FTS_GUILD_READS else [None]
+        reads = [_fts_ids(guild_id, needle) for guild_id in ranges]
+        union = " UNION ALL ".join(sql for sql, _ in reads)
+        in_index = RawSQL(union, [param for _, params in reads for param in params])  # noqa: S611 (_fts_ids')
         # The FTS5 index also folds case by itself; instr keeps the match the exact substring
         # test PostgreSQL and the walk make.
         exact = RawSQL('instr("members_member"."search_text", %s) > 0', [needle], output_field=BooleanField())
@@ -275,12 +270,15 @@ def fts_rowid_range(guild_id: int) -> tuple[int, int]:
     return first, first + (1 << FTS_ID_BITS) - 1
 
 
-def _fts_ids(guild_id: int, needle: str, limit: int | None = None) -> tuple[str, list]:
-    """SQL for the ids of the guild's members the FTS5 index says contain `needle` (at most `limit`), and its
-    parameters. A guild sharing the range (the same low bits) adds its own: callers test the guild."""
-    first, last = fts_rowid_range(guild_id)
-    sql = "SELECT rowid - %s FROM members_member_fts WHERE members_member_fts MATCH %s AND rowid BETWEEN %s AND %s"
-    params: list = [first, _fts_phrase(needle), first, last]
+def _fts_ids(guild_id: int | None, needle: str, limit: int | None = None) -> tuple[str, list]:
+    """SQL for the ids of the guild's members (None: every guild's) the FTS5 index says contain `needle`
+    (at most `limit`), and its parameters. A guild sharing the range (the same low bits) adds its own:
+    callers test the guild."""
+    # A member's id is its rowid's low bits, whatever the range.
+    sql = "SELECT rowid & %s FROM members_member_fts WHERE members_member_fts MATCH %s"
+    params: list = [(1 << FTS_ID_BITS) - 1, _fts_phrase(needle)]
+    if guild_id is not None:
+        sql, params = sql + " AND rowid BETWEEN %s AND %s", [*params, *fts_rowid_range(guild_id)]
     if limit is not None:
         sql, params = sql + " LIMIT %s", [*params, limit]
     return sql, params
@@ -382,6 +380,12 @@ def _postgres_guild_members(guild_id: int) -> float:
     return float(min(counted, stats["members"])) if counted else stats["members"]
 
 
+def _postgres_guild_part(guild_id: int) -> float:
+    """The guild's part of the table's members, 0 to 1 (0 while ANALYZE has counted none)."""
+    members = _postgres_stats()["members"]
+    return min(1.0, _postgres_guild_members(guild_id) / members) if members else 0.0
+
+
 def _postgres_trigram_share(guild_id: int, needle: str) -> float:
     """At most what share of the guild's members contain `needle`, as far as ANALYZE's statistics of the
     trigram index know.
@@ -391,15 +395,13 @@ def _postgres_trigram_share(guild_id: int, needle: str) -> float:
     missing from the most common ones is rarer than all of them (0.6 % of members in the 1M
     benchmark; more with several big guilds, which share the list). 0 without statistics.
     """
-    stats = _postgres_stats()
-    shares = stats["shares"]
+    shares = _postgres_stats()["shares"]
     held = min((shares.get(key, 0.0) for key in _guild_pieces(guild_id, needle)), default=0.0)
-    if not held or not stats["members"]:
-        return 0.0
     # guild_id's most common values list up to 100 guilds (its statistics target) and the keys up to
-    # 5000 keys of any guilds: a guild past the 100th may still have keys listed.
-    part = stats["guild_parts"].get(guild_id) or _postgres_guild_members(guild_id) / stats["members"]
-    return min(1.0, held / part)
+    # 5000 keys of any guilds: a guild past the 100th may still have keys listed, and its part of the
+    # table then comes from Discord's count. Asked only when a key is listed: no query otherwise.
+    part = _postgres_guild_part(guild_id) if held else 0.0
+    return min(1.0, held / part) if part else 0.0
 
 
 def _postgres_name_share(folded: str) -> float:
@@ -434,8 +436,8 @@ def _postgres_sample(guild_id: int) -> tuple[str, int] | None:
         texts: list[str] = []
         if members >= max(SAMPLE_MIN_MEMBERS, 1):
             # SYSTEM reads whole pages picked at random, of every guild: enough of them for about
-            # SAMPLE_ROWS of this guild's members (by Discord's count), reading at most ten times that.
-            part = min(1.0, _postgres_guild_members(guild_id) / members)  # the guild's part of the table
+            # SAMPLE_ROWS of this guild's members (_postgres_guild_members), reading at most ten times that.
+            part = _postgres_guild_part(guild_id)
             percent = 100.0 * min(1.0, SAMPLE_ROWS / (members * part), 10 * SAMPLE_ROWS / members)
             with connection.cursor() as cursor:
                 cursor.execute(
